@@ -1,0 +1,301 @@
+//! The demo chain: 蜀香火锅, a hotpot brand with 20 stores in 5 regions, a
+//! menu, and 2,000 members with plausible names, birthdays, tastes and
+//! consents. Made once per database (a second run reuses it); the admin's
+//! password and an API key are issued fresh on every run and shown once.
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use regulars_core::access::{Principal, Role};
+use regulars_core::member::{Gender, SourceChannel, TasteProfile};
+use regulars_core::secret;
+use regulars_server::app::{auth, chain, members};
+use regulars_server::Regulars;
+use regulars_store::chain::{upsert_menu_item, MenuItem};
+use regulars_store::{commit, now_ms, staff};
+
+pub const BRAND: &str = "shuxiang";
+const ADMIN: &str = "admin";
+const SEEDED_KEY: &str = "demo.seeded";
+pub const MEMBERS: usize = 2_000;
+
+/// (code, name, region, city)
+pub const STORES: [(&str, &str, &str, &str); 20] = [
+    ("CD01", "春熙路店", "西南", "成都"),
+    ("CD02", "宽窄巷子店", "西南", "成都"),
+    ("CD03", "高新店", "西南", "成都"),
+    ("CQ01", "解放碑店", "西南", "重庆"),
+    ("CQ02", "观音桥店", "西南", "重庆"),
+    ("BJ01", "三里屯店", "华北", "北京"),
+    ("BJ02", "五道口店", "华北", "北京"),
+    ("BJ03", "望京店", "华北", "北京"),
+    ("TJ01", "滨江道店", "华北", "天津"),
+    ("SH01", "人民广场店", "华东", "上海"),
+    ("SH02", "徐家汇店", "华东", "上海"),
+    ("SH03", "陆家嘴店", "华东", "上海"),
+    ("HZ01", "西湖店", "华东", "杭州"),
+    ("NJ01", "新街口店", "华东", "南京"),
+    ("GZ01", "天河店", "华南", "广州"),
+    ("GZ02", "北京路店", "华南", "广州"),
+    ("SZ01", "南山店", "华南", "深圳"),
+    ("SZ02", "福田店", "华南", "深圳"),
+    ("WH01", "江汉路店", "华中", "武汉"),
+    ("CS01", "五一广场店", "华中", "长沙"),
+];
+
+/// (sku, name, category, spice level 0–4, price in fen, new dish)
+pub const MENU: [(&str, &str, &str, i64, i64, bool); 30] = [
+    ("G001", "牛油麻辣锅底", "锅底", 4, 6800, false),
+    ("G002", "清油麻辣锅底", "锅底", 3, 5800, false),
+    ("G003", "番茄锅底", "锅底", 0, 4800, false),
+    ("G004", "菌汤锅底", "锅底", 0, 5200, false),
+    ("G005", "鸳鸯锅底", "锅底", 2, 6200, false),
+    ("M001", "精品肥牛", "肉类", 0, 6800, false),
+    ("M002", "麻辣牛肉", "肉类", 3, 4800, true),
+    ("M003", "嫩羊肉", "肉类", 0, 5800, false),
+    ("M004", "午餐肉", "肉类", 0, 2600, false),
+    ("M005", "毛肚", "肉类", 0, 5800, false),
+    ("M006", "鸭肠", "肉类", 0, 3800, false),
+    ("M007", "黄喉", "肉类", 0, 3600, false),
+    ("S001", "虾滑", "海鲜", 0, 4800, false),
+    ("S002", "鲜鸭血", "海鲜", 0, 2200, false),
+    ("S003", "巴沙鱼片", "海鲜", 0, 3200, false),
+    ("V001", "土豆片", "蔬菜", 0, 1200, false),
+    ("V002", "藕片", "蔬菜", 0, 1400, false),
+    ("V003", "娃娃菜", "蔬菜", 0, 1600, false),
+    ("V004", "香菜丸子", "蔬菜", 0, 2200, true),
+    ("T001", "冻豆腐", "豆制品", 0, 1200, false),
+    ("T002", "腐竹", "豆制品", 0, 1600, false),
+    ("Z001", "手工面", "主食", 0, 1000, false),
+    ("Z002", "红糖糍粑", "小吃", 0, 2200, false),
+    ("Z003", "酥肉", "小吃", 2, 3200, false),
+    ("Z004", "冰粉", "小吃", 0, 1200, false),
+    ("D001", "酸梅汤", "饮品", 0, 1800, false),
+    ("D002", "王老吉", "饮品", 0, 800, false),
+    ("D003", "鲜榨西瓜汁", "饮品", 0, 2800, false),
+    ("D004", "青岛啤酒", "饮品", 0, 1200, false),
+    ("X001", "员工餐", "员工餐", 0, 0, false),
+];
+
+const SURNAMES: [&str; 40] = [
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭",
+    "何", "高", "林", "罗", "郑", "梁", "谢", "宋", "唐", "许", "韩", "冯", "邓", "曹", "彭", "曾",
+    "肖", "田", "董", "袁", "潘", "于", "蒋", "蔡",
+];
+const GIVEN_FEMALE: [&str; 24] = [
+    "芳", "娜", "敏", "静", "丽", "婷", "雪", "慧", "琳", "欣怡", "梓涵", "雨桐", "思雨", "佳怡",
+    "诗涵", "晓燕", "秀英", "桂英", "玉兰", "美玲", "子涵", "一诺", "可欣", "若曦",
+];
+const GIVEN_MALE: [&str; 24] = [
+    "伟", "强", "磊", "军", "洋", "勇", "杰", "涛", "斌", "浩然", "子轩", "宇航", "俊杰", "志强",
+    "建华", "国庆", "明辉", "文博", "天佑", "一鸣", "思远", "晨阳", "嘉豪", "鹏飞",
+];
+
+pub struct DemoLogin {
+    pub username: String,
+    pub password: String,
+    pub api_key: String,
+}
+
+/// A phone number that is valid but clearly fake: the 170/171 virtual-carrier
+/// ranges, made unique by the member's index.
+fn demo_phone(i: usize) -> String {
+    format!("1709{:07}", 1_000_000 + i)
+}
+
+/// Spice preference by city: 成都/重庆 like it hot, 广州/深圳 mild.
+fn spice_for(city: &str, rng: &mut StdRng) -> u8 {
+    let base: u8 = match city {
+        "成都" | "重庆" => 3,
+        "长沙" | "武汉" => 2,
+        "广州" | "深圳" | "上海" | "杭州" => 0,
+        _ => 1,
+    };
+    (base + rng.gen_range(0..=1)).min(4)
+}
+
+async fn seed_chain(regulars: &Regulars, admin: &Principal) -> anyhow::Result<()> {
+    for (code, name, region, city) in STORES {
+        let created = chain::create_store(
+            regulars,
+            admin,
+            chain::CreateStore {
+                code: code.into(),
+                name: format!("蜀香火锅{name}"),
+                region: region.into(),
+                city: city.into(),
+                brand: Some(BRAND.into()),
+                address: None,
+            },
+        )
+        .await;
+        match created {
+            Ok(_) | Err(regulars_server::AppError::Conflict { .. }) => {}
+            Err(e) => return Err(anyhow::anyhow!("store {code}: {e}")),
+        }
+    }
+    let mut tx = regulars.db.begin().await?;
+    let now = now_ms();
+    for (sku, name, category, spice, price, is_new) in MENU {
+        upsert_menu_item(
+            &mut tx,
+            &MenuItem {
+                sku,
+                brand_code: BRAND,
+                name,
+                category,
+                spice_level: spice,
+                price_fen: price,
+                is_new,
+            },
+            now,
+        )
+        .await?;
+    }
+    commit(tx).await?;
+    Ok(())
+}
+
+fn demo_member(i: usize, rng: &mut StdRng, today: chrono::NaiveDate) -> members::CreateMember {
+    let (code, _, _, city) = STORES[rng.gen_range(0..STORES.len())];
+    let female = rng.gen_bool(0.52);
+    let surname = SURNAMES[rng.gen_range(0..SURNAMES.len())];
+    let given = if female {
+        GIVEN_FEMALE[rng.gen_range(0..GIVEN_FEMALE.len())]
+    } else {
+        GIVEN_MALE[rng.gen_range(0..GIVEN_MALE.len())]
+    };
+    let age_days = rng.gen_range(18 * 365..65 * 365);
+    let birthday = today - chrono::Duration::days(age_days);
+    let spice = spice_for(city, rng);
+    let mut favourites = Vec::new();
+    for _ in 0..rng.gen_range(1..4) {
+        let dish = MENU[rng.gen_range(5..28)].1.to_string();
+        if !favourites.contains(&dish) {
+            favourites.push(dish);
+        }
+    }
+    let mut tags = Vec::new();
+    if spice >= 3 {
+        tags.push("辣".to_string());
+    }
+    if rng.gen_bool(0.05) {
+        tags.push("素食".to_string());
+    }
+    if rng.gen_bool(0.08) {
+        tags.push("生日宴".to_string());
+    }
+    if rng.gen_bool(0.1) {
+        tags.push("带娃".to_string());
+    }
+    members::CreateMember {
+        phone: demo_phone(i),
+        name: Some(format!("{surname}{given}")),
+        gender: Some(if female { Gender::Female } else { Gender::Male }),
+        birthday: rng
+            .gen_bool(0.85)
+            .then(|| birthday.format("%Y-%m-%d").to_string()),
+        email: rng.gen_bool(0.3).then(|| format!("guest{i}@example.com")),
+        home_store: Some(code.into()),
+        city: None,
+        age_group: None,
+        source: Some(match rng.gen_range(0..10) {
+            0..=4 => SourceChannel::Pos,
+            5..=7 => SourceChannel::Wechat,
+            8 => SourceChannel::H5,
+            _ => SourceChannel::App,
+        }),
+        referrer_code: None,
+        consents: Some(members::ConsentInput {
+            sms: Some(rng.gen_bool(0.7)),
+            email: Some(rng.gen_bool(0.3)),
+            wechat: Some(rng.gen_bool(0.6)),
+        }),
+        tags,
+        taste: Some(TasteProfile {
+            spice_level: Some(spice),
+            allergies: if rng.gen_bool(0.06) {
+                vec!["花生".into()]
+            } else {
+                vec![]
+            },
+            dislikes: if rng.gen_bool(0.15) {
+                vec!["香菜".into()]
+            } else {
+                vec![]
+            },
+            favourite_dishes: favourites,
+        }),
+        notes: rng.gen_bool(0.05).then(|| "喜欢靠窗的位置".to_string()),
+        anniversaries: vec![],
+    }
+}
+
+async fn seed_members(regulars: &Regulars, admin: &Principal) -> anyhow::Result<()> {
+    let mut rng = StdRng::seed_from_u64(20_261_124);
+    let today = regulars.today();
+    let bar = ProgressBar::new(MEMBERS as u64).with_style(
+        ProgressStyle::with_template("  members {bar:40} {pos}/{len} {eta}")
+            .expect("static progress template"),
+    );
+    const BATCH: usize = 250;
+    let mut next = 0;
+    while next < MEMBERS {
+        let end = (next + BATCH).min(MEMBERS);
+        let batch: Vec<_> = (next..end)
+            .map(|i| demo_member(i, &mut rng, today))
+            .collect();
+        members::create_members_batch(regulars, admin, batch)
+            .await
+            .map_err(|e| anyhow::anyhow!("demo members: {e}"))?;
+        bar.inc((end - next) as u64);
+        next = end;
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Make the demo chain if this database has none, and issue a fresh login.
+pub async fn prepare(regulars: &Regulars) -> anyhow::Result<DemoLogin> {
+    let admin = Principal {
+        actor: "demo".into(),
+        role: Role::HqAdmin,
+        store: None,
+    };
+    let seeded = {
+        let mut conn = regulars.db.reader().await?;
+        staff::get_setting(&mut conn, SEEDED_KEY).await?.is_some()
+    };
+    if seeded {
+        eprintln!("  reusing the demo chain already in this database");
+    } else {
+        eprintln!(
+            "  creating the demo chain: {} stores, {} dishes, {MEMBERS} members",
+            STORES.len(),
+            MENU.len()
+        );
+        seed_chain(regulars, &admin).await?;
+        seed_members(regulars, &admin).await?;
+        let mut conn = regulars.db.write.acquire().await.context("database")?;
+        staff::put_setting(&mut conn, SEEDED_KEY, &now_ms().to_string()).await?;
+    }
+    let password = secret::generate_password();
+    match auth::create_user(regulars, ADMIN, Role::HqAdmin, None, &password).await {
+        Ok(()) => {}
+        Err(regulars_server::AppError::Conflict { .. }) => {
+            auth::reset_password(regulars, ADMIN, &password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        Err(e) => return Err(anyhow::anyhow!("{e}")),
+    }
+    let (_, api_key) = auth::create_api_key(regulars, Role::HqAdmin, None, "demo")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(DemoLogin {
+        username: ADMIN.into(),
+        password,
+        api_key,
+    })
+}

@@ -1,0 +1,237 @@
+//! `regulars`: the one binary. Each subcommand is a thin shell over the
+//! server crate's application services.
+
+mod demo;
+mod settings;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use regulars_core::access::Role;
+use regulars_server::app::auth;
+use regulars_server::{Config, Regulars, Server};
+use regulars_store::Db;
+use std::io::Read;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "regulars",
+    version,
+    about = "Regulars (熟客): CRM and loyalty for restaurant chains"
+)]
+struct Cli {
+    /// sqlite://PATH (default sqlite://data/regulars.db) or postgres://...
+    #[arg(long, global = true, env = "REGULARS_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Settings file.
+    #[arg(long, global = true, default_value = "regulars.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API, the staff console and the member pages.
+    Serve(ServeArgs),
+    /// Create a demo chain in ./data (SQLite) and serve it.
+    Demo(ServeArgs),
+    /// Apply database migrations.
+    Migrate,
+    /// API keys.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
+    /// Staff users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, env = "REGULARS_LISTEN")]
+    listen: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Create a key; the key is the last line of standard output.
+    Create {
+        #[arg(long)]
+        role: Role,
+        /// Store code, for store-scoped roles (store_manager, staff, pos).
+        #[arg(long)]
+        store: Option<String>,
+        #[arg(long, default_value = "unnamed")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a staff user; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        role: Role,
+        #[arg(long)]
+        store: Option<String>,
+        /// Read the password from standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("REGULARS_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("REGULARS_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Open the database, migrate it, and build the application.
+async fn open(config: &Config) -> anyhow::Result<Regulars> {
+    let key = settings::master_key(config)?;
+    let db = Db::connect(&config.database_url).await.with_context(|| {
+        format!(
+            "cannot open {}",
+            regulars_server::config::redact_url(&config.database_url)
+        )
+    })?;
+    db.migrate().await.context("migrations failed")?;
+    let tz: chrono_tz::Tz = config
+        .timezone
+        .parse()
+        .map_err(|_| anyhow::anyhow!("bad time zone {}", config.timezone))?;
+    Ok(Regulars::new(db, key.keyring(), tz))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}
+
+async fn serve(regulars: Regulars, listen: &str) -> anyhow::Result<()> {
+    let server = Server::bind(listen, regulars).await?;
+    let addr = server.local_addr();
+    tracing::info!(%addr, "serving");
+    // Scripts and tests wait for this line to know the port (listen on :0).
+    println!("listening on http://{addr}");
+    server.run(shutdown_signal()).await
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    init_tracing();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let file = settings::read_file(&cli.config)?;
+    let listen = match &cli.command {
+        Command::Serve(a) | Command::Demo(a) => a.listen.clone(),
+        _ => None,
+    };
+    let config = settings::resolve(
+        &file,
+        settings::Overrides {
+            database_url: cli.database_url.clone(),
+            listen,
+        },
+    )?;
+    match cli.command {
+        Command::Serve(_) => {
+            let regulars = open(&config).await?;
+            serve(regulars, &config.listen).await
+        }
+        Command::Demo(_) => {
+            let regulars = open(&config).await?;
+            let login = demo::prepare(&regulars).await?;
+            let server = Server::bind(&config.listen, regulars).await?;
+            let addr = server.local_addr();
+            println!();
+            println!("  Regulars demo is ready.");
+            println!("  Console:  http://{addr}/console");
+            println!("  Login:    {}  /  {}", login.username, login.password);
+            println!("  API key:  {}  (hq_admin; try `curl -H 'Authorization: Bearer <key>' http://{addr}/api/v1/stores`)", login.api_key);
+            println!("  API doc:  http://{addr}/api/v1/openapi.json");
+            println!("  (the password and key are new on every start of the demo)");
+            println!();
+            println!("listening on http://{addr}");
+            server.run(shutdown_signal()).await
+        }
+        Command::Migrate => {
+            let db = Db::connect(&config.database_url).await?;
+            db.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Apikey {
+            command: ApikeyCommand::Create { role, store, name },
+        } => {
+            let regulars = open(&config).await?;
+            let (id, key) = auth::create_api_key(&regulars, role, store.as_deref(), &name)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "created API key {id} ({role}{})",
+                store.map(|s| format!(", store {s}")).unwrap_or_default()
+            );
+            println!("{key}");
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    username,
+                    role,
+                    store,
+                    password_stdin: _,
+                },
+        } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            let regulars = open(&config).await?;
+            auth::create_user(&regulars, &username, role, store.as_deref(), password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created user {username} ({role})");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Domain types and rules of Regulars. Plain Rust over plain values: nothing in
+//! this crate touches a database, a socket or a clock it was not handed.
+
+/// Who may do what: roles, actions and the one permission matrix.
+pub mod access;
+/// Organisation → brands → regions → stores: codes and their validation.
+pub mod chain;
+/// The domain error type shared by every rule in this crate.
+pub mod error;
+/// Members: the validated shape of a guest's profile, consents, tags, taste.
+pub mod member;
+/// Phone numbers: normalisation to E.164, validation, masked display.
+pub mod phone;
+/// Encryption of personal data at rest and the phone blind index.
+pub mod privacy;
+/// Staff passwords (argon2id) and API key secrets.
+pub mod secret;
+/// Tiers and their default thresholds.
+pub mod tier;
+
+pub use error::{DomainError, Result};

@@ -1,0 +1,46 @@
+//! Application services. Each public function is one thing a caller can ask
+//! for: it checks the caller's permission (through
+//! [`regulars_core::access::Principal::check`], the one authorisation point),
+//! applies the domain rules, and talks to the store. No HTTP in here, so the
+//! CLI and the console call the same functions as the REST API.
+
+/// Staff users, API keys, console sessions: who the caller is.
+pub mod auth;
+/// Brands, regions, stores.
+pub mod chain;
+/// The application error type.
+pub mod error;
+/// Members: registration, lookup, profile, tags, consents, personal data.
+pub mod members;
+
+pub use error::{AppError, AppResult};
+
+use regulars_core::privacy::PiiKeys;
+use regulars_store::Db;
+use std::sync::Arc;
+
+/// The running application: the database and the keys for personal data.
+/// Cheap to clone; handlers get it as axum state.
+#[derive(Clone)]
+pub struct Regulars {
+    pub db: Db,
+    pub keys: Arc<PiiKeys>,
+    pub timezone: chrono_tz::Tz,
+}
+
+impl Regulars {
+    pub fn new(db: Db, keys: PiiKeys, timezone: chrono_tz::Tz) -> Regulars {
+        Regulars {
+            db,
+            keys: Arc::new(keys),
+            timezone,
+        }
+    }
+
+    /// Today's date in the chain's time zone.
+    pub fn today(&self) -> chrono::NaiveDate {
+        chrono::Utc::now()
+            .with_timezone(&self.timezone)
+            .date_naive()
+    }
+}

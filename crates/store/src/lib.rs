@@ -1,0 +1,26 @@
+//! Persistence of Regulars. One query text serves both backends (sqlx's `Any`
+//! driver, `$n` placeholders, BIGINT times, no backend-specific types); where the
+//! SQL must differ, [`Backend`] says which one is in use. Migrations live in
+//! `migrations/sqlite` and `migrations/postgres`, one folder per backend.
+
+/// Brands, regions and stores.
+pub mod chain;
+/// Opening the database, pools and migrations.
+pub mod db;
+/// The persistence error type.
+pub mod error;
+/// Members: profile rows (personal data already encrypted), tags, consents.
+pub mod members;
+/// Staff users, API keys, console sessions and the audit log.
+pub mod staff;
+
+/// A database connection of either backend.
+pub type Conn = sqlx::AnyConnection;
+
+pub use db::{commit, Backend, Db, Tx};
+pub use error::{StoreError, StoreResult};
+
+/// Milliseconds since the Unix epoch: the one time format in the schema.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
