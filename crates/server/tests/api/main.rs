@@ -1,0 +1,10 @@
+//! Integration tests: the real server on a random port, a fresh database per
+//! test, every test on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod access;
+mod errors;
+mod members;
+mod privacy;
+mod stores;
