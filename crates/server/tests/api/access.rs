@@ -10,55 +10,99 @@ on_both_backends!(
 );
 
 async fn missing_or_bad_key_is_401(app: TestApp) {
-    for path in ["/api/v1/members", "/api/v1/stores", "/api/v1/members/lookup?phone=13800138000"] {
+    for path in [
+        "/api/v1/members",
+        "/api/v1/stores",
+        "/api/v1/members/lookup?phone=13800138000",
+    ] {
         let r = app.send("GET", path, None, None).await;
         assert_eq!(r.status, 401, "{path}");
         assert_eq!(r.code(), "unauthorized");
         let r = app.send("GET", path, Some("rk_not-a-real-key"), None).await;
         assert_eq!(r.status, 401, "{path}");
     }
-    let r = app.send("POST", "/api/v1/members", None, Some(json!({"phone": random_phone()}))).await;
+    let r = app
+        .send(
+            "POST",
+            "/api/v1/members",
+            None,
+            Some(json!({"phone": random_phone()})),
+        )
+        .await;
     assert_eq!(r.status, 401);
     let page = app.get("/api/v1/members").await;
-    assert_eq!(page.body["members"].as_array().unwrap().len(), 0, "nothing was created");
+    assert_eq!(
+        page.body["members"].as_array().unwrap().len(),
+        0,
+        "nothing was created"
+    );
 }
 
 async fn store_scoped_keys_stay_in_their_store(app: TestApp) {
     app.create_store("CD01", "成都").await;
     app.create_store("BJ01", "北京").await;
-    let beijing_member = app.create_member(json!({"phone": random_phone(), "home_store": "BJ01"})).await;
+    let beijing_member = app
+        .create_member(json!({"phone": random_phone(), "home_store": "BJ01"}))
+        .await;
     let bj_id = beijing_member.body["id"].as_str().unwrap().to_string();
 
     for role in [Role::StoreManager, Role::Staff, Role::Pos] {
         let key = app.key_for(role, Some("CD01")).await;
-        let own = app.send("GET", "/api/v1/stores/CD01", Some(&key), None).await;
+        let own = app
+            .send("GET", "/api/v1/stores/CD01", Some(&key), None)
+            .await;
         assert_eq!(own.status, 200, "{role}");
-        let other = app.send("GET", "/api/v1/stores/BJ01", Some(&key), None).await;
+        let other = app
+            .send("GET", "/api/v1/stores/BJ01", Some(&key), None)
+            .await;
         assert_eq!(other.status, 403, "{role}");
         assert_eq!(other.code(), "forbidden");
         let list = app.send("GET", "/api/v1/stores", Some(&key), None).await;
-        assert_eq!(list.body.as_array().unwrap().len(), 1, "{role} sees only its store");
+        assert_eq!(
+            list.body.as_array().unwrap().len(),
+            1,
+            "{role} sees only its store"
+        );
 
         let r = app
-            .send("POST", "/api/v1/members", Some(&key), Some(json!({"phone": random_phone(), "home_store": "BJ01"})))
+            .send(
+                "POST",
+                "/api/v1/members",
+                Some(&key),
+                Some(json!({"phone": random_phone(), "home_store": "BJ01"})),
+            )
             .await;
         assert_eq!(r.status, 403, "{role} registering into another store");
         if allows(role, Action::MemberList) {
-            let r = app.send("GET", "/api/v1/members?store=BJ01", Some(&key), None).await;
+            let r = app
+                .send("GET", "/api/v1/members?store=BJ01", Some(&key), None)
+                .await;
             assert_eq!(r.status, 403, "{role} listing another store");
             let r = app.send("GET", "/api/v1/members", Some(&key), None).await;
             assert_eq!(r.status, 200);
-            assert!(r.body["members"].as_array().unwrap().iter().all(|m| m["home_store"] == "CD01"));
+            assert!(r.body["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["home_store"] == "CD01"));
         }
         if allows(role, Action::MemberUpdate) {
             let r = app
-                .send("PATCH", &format!("/api/v1/members/{bj_id}"), Some(&key), Some(json!({"city": "成都"})))
+                .send(
+                    "PATCH",
+                    &format!("/api/v1/members/{bj_id}"),
+                    Some(&key),
+                    Some(json!({"city": "成都"})),
+                )
                 .await;
             assert_eq!(r.status, 403, "{role} changing another store's member");
         }
     }
     let still = app.get(&format!("/api/v1/members/{bj_id}")).await;
-    assert_eq!(still.body["city"], "北京", "the refused change changed nothing");
+    assert_eq!(
+        still.body["city"], "北京",
+        "the refused change changed nothing"
+    );
 }
 
 /// For every role, call one endpoint per action and check that the answer
@@ -101,7 +145,11 @@ async fn every_role_meets_the_permission_matrix(app: TestApp) {
                     reply.body
                 );
             } else {
-                assert_eq!(reply.status, 403, "{role} must be refused {action:?}: {}", reply.body);
+                assert_eq!(
+                    reply.status, 403,
+                    "{role} must be refused {action:?}: {}",
+                    reply.body
+                );
             }
         }
     }

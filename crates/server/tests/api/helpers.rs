@@ -48,12 +48,14 @@ pub async fn fresh_database(backend: Backend) -> (String, Option<TempDir>) {
         Backend::Postgres => {
             use sqlx::Connection;
             let admin = pg_admin_url();
-            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-                panic!(
-                    "PostgreSQL is required for the tests and did not answer at {admin}: {e}. \
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL is required for the tests and did not answer at {admin}: {e}. \
                      Run the tests with scripts/test, which starts one if needed."
-                )
-            });
+                    )
+                });
             let name = format!("regulars_t_{unique}");
             sqlx::query(&format!("CREATE DATABASE {name}"))
                 .execute(&mut conn)
@@ -69,7 +71,11 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let (database_url, dir) = fresh_database(backend).await;
     let db = Db::connect(&database_url).await.expect("connect");
     db.migrate().await.expect("migrate");
-    let regulars = Regulars::new(db, MasterKey::generate().keyring(), chrono_tz::Asia::Shanghai);
+    let regulars = Regulars::new(
+        db,
+        MasterKey::generate().keyring(),
+        chrono_tz::Asia::Shanghai,
+    );
     let (_, admin_key) = auth::create_api_key(&regulars, Role::HqAdmin, None, "test admin")
         .await
         .expect("admin key");
@@ -104,9 +110,17 @@ impl Reply {
 }
 
 impl TestApp {
-    pub async fn send(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(k) = key {
             req = req.bearer_auth(k);
         }
@@ -125,11 +139,13 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        self.send("GET", path, Some(&self.admin_key.clone()), None).await
+        self.send("GET", path, Some(&self.admin_key.clone()), None)
+            .await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
-        self.send("POST", path, Some(&self.admin_key.clone()), Some(body)).await
+        self.send("POST", path, Some(&self.admin_key.clone()), Some(body))
+            .await
     }
 
     pub async fn create_store(&self, code: &str, city: &str) -> Reply {

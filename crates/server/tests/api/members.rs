@@ -29,9 +29,16 @@ async fn create_then_duplicate_in_another_format_is_409(app: TestApp) {
     assert_eq!(r.body["city"], "成都", "city comes from the home store");
     assert_eq!(r.body["consents"]["sms"]["granted"], true);
     assert_eq!(r.body["consents"]["email"]["granted"], false);
-    assert!(r.body.get("personal").is_none(), "no plaintext without reveal");
+    assert!(
+        r.body.get("personal").is_none(),
+        "no plaintext without reveal"
+    );
 
-    for other in ["+86 138 0013 8000", "86-138-0013-8000", "0086 138 0013 8000"] {
+    for other in [
+        "+86 138 0013 8000",
+        "86-138-0013-8000",
+        "0086 138 0013 8000",
+    ] {
         let dup = app.create_member(json!({"phone": other})).await;
         assert_eq!(dup.status, 409, "{other}");
         assert_eq!(dup.code(), "member_exists");
@@ -40,10 +47,17 @@ async fn create_then_duplicate_in_another_format_is_409(app: TestApp) {
 }
 
 async fn lookup_finds_the_member_by_any_writing_of_the_number(app: TestApp) {
-    let created = app.create_member(json!({"phone": "+86 139 1234 5678"})).await;
+    let created = app
+        .create_member(json!({"phone": "+86 139 1234 5678"}))
+        .await;
     assert_eq!(created.status, 201);
     let id = created.body["id"].as_str().unwrap();
-    for form in ["13912345678", "+8613912345678", "86-139-1234-5678", "139 1234 5678"] {
+    for form in [
+        "13912345678",
+        "+8613912345678",
+        "86-139-1234-5678",
+        "139 1234 5678",
+    ] {
         let q = form.replace('+', "%2B").replace(' ', "%20");
         let r = app.get(&format!("/api/v1/members/lookup?phone={q}")).await;
         assert_eq!(r.status, 200, "{form}: {:?}", r.body);
@@ -64,11 +78,15 @@ async fn bad_phone_and_bad_birthday_are_422(app: TestApp) {
         assert_eq!(r.code(), "invalid_phone", "{phone}");
     }
     for birthday in ["1990-02-30", "1990-13-01", "17/05/1990", "2999-01-01"] {
-        let r = app.create_member(json!({"phone": random_phone(), "birthday": birthday})).await;
+        let r = app
+            .create_member(json!({"phone": random_phone(), "birthday": birthday}))
+            .await;
         assert_eq!(r.status, 422, "{birthday}");
         assert_eq!(r.code(), "invalid_date", "{birthday}");
     }
-    let r = app.create_member(json!({"phone": random_phone(), "home_store": "NOPE"})).await;
+    let r = app
+        .create_member(json!({"phone": random_phone(), "home_store": "NOPE"}))
+        .await;
     assert_eq!(r.status, 422);
     assert_eq!(r.code(), "unknown_store");
     // Nothing of the refused requests was stored.
@@ -77,17 +95,26 @@ async fn bad_phone_and_bad_birthday_are_422(app: TestApp) {
 }
 
 async fn unknown_ids_are_404(app: TestApp) {
-    let r = app.get("/api/v1/members/01234567-89ab-7def-8123-456789abcdef").await;
+    let r = app
+        .get("/api/v1/members/01234567-89ab-7def-8123-456789abcdef")
+        .await;
     assert_eq!(r.status, 404);
     assert_eq!(r.code(), "member_not_found");
     let r = app.get("/api/v1/stores/NOPE").await;
     assert_eq!(r.status, 404);
     assert_eq!(r.code(), "store_not_found");
     let r = app
-        .send("PATCH", "/api/v1/members/nope", Some(&app.admin_key.clone()), Some(json!({"name": "x"})))
+        .send(
+            "PATCH",
+            "/api/v1/members/nope",
+            Some(&app.admin_key.clone()),
+            Some(json!({"name": "x"})),
+        )
         .await;
     assert_eq!(r.status, 404);
-    let r = app.post("/api/v1/members/nope/tags", json!({"tag": "辣"})).await;
+    let r = app
+        .post("/api/v1/members/nope/tags", json!({"tag": "辣"}))
+        .await;
     assert_eq!(r.status, 404);
 }
 
@@ -98,7 +125,9 @@ async fn list_filters_and_pages(app: TestApp) {
     for i in 0..7 {
         let store = if i % 2 == 0 { "CD01" } else { "BJ01" };
         let tags = if i < 3 { json!(["辣"]) } else { json!([]) };
-        let r = app.create_member(json!({"phone": random_phone(), "home_store": store, "tags": tags})).await;
+        let r = app
+            .create_member(json!({"phone": random_phone(), "home_store": store, "tags": tags}))
+            .await;
         assert_eq!(r.status, 201);
         if store == "CD01" {
             chengdu.push(r.body["id"].as_str().unwrap().to_string());
@@ -120,7 +149,9 @@ async fn list_filters_and_pages(app: TestApp) {
     }
     assert_eq!(seen, chengdu, "every Chengdu member once, in order");
 
-    let spicy = app.get(&format!("/api/v1/members?tag={}", "%E8%BE%A3")).await;
+    let spicy = app
+        .get(&format!("/api/v1/members?tag={}", "%E8%BE%A3"))
+        .await;
     assert_eq!(spicy.body["members"].as_array().unwrap().len(), 3);
     let gold = app.get("/api/v1/members?tier=gold").await;
     assert_eq!(gold.body["members"].as_array().unwrap().len(), 0);
@@ -150,33 +181,62 @@ async fn patch_changes_only_what_is_sent(app: TestApp) {
     assert_eq!(revealed.body["personal"]["name"], "李娜娜");
     assert!(revealed.body["personal"]["email"].is_null(), "null clears");
     let bad = app
-        .send("PATCH", &format!("/api/v1/members/{id}"), Some(&key), Some(json!({"birthday": "1990-02-31"})))
+        .send(
+            "PATCH",
+            &format!("/api/v1/members/{id}"),
+            Some(&key),
+            Some(json!({"birthday": "1990-02-31"})),
+        )
         .await;
     assert_eq!(bad.status, 422);
     let bad = app
-        .send("PATCH", &format!("/api/v1/members/{id}"), Some(&key), Some(json!({"taste": {"spice_level": 9}})))
+        .send(
+            "PATCH",
+            &format!("/api/v1/members/{id}"),
+            Some(&key),
+            Some(json!({"taste": {"spice_level": 9}})),
+        )
         .await;
     assert_eq!(bad.status, 422);
     let still = app.get(&format!("/api/v1/members/{id}")).await;
-    assert_eq!(still.body["taste"]["spice_level"], 3, "a refused change changes nothing");
+    assert_eq!(
+        still.body["taste"]["spice_level"], 3,
+        "a refused change changes nothing"
+    );
 }
 
 async fn tags_and_consents_keep_their_history(app: TestApp) {
-    let r = app.create_member(json!({"phone": random_phone(), "consents": {"sms": true}})).await;
+    let r = app
+        .create_member(json!({"phone": random_phone(), "consents": {"sms": true}}))
+        .await;
     let id = r.body["id"].as_str().unwrap().to_string();
-    let r = app.post(&format!("/api/v1/members/{id}/tags"), json!({"tag": "生日宴"})).await;
+    let r = app
+        .post(
+            &format!("/api/v1/members/{id}/tags"),
+            json!({"tag": "生日宴"}),
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["tags"], json!(["生日宴"]));
     let key = app.admin_key.clone();
     let r = app
-        .send("DELETE", &format!("/api/v1/members/{id}/tags/%E7%94%9F%E6%97%A5%E5%AE%B4"), Some(&key), None)
+        .send(
+            "DELETE",
+            &format!("/api/v1/members/{id}/tags/%E7%94%9F%E6%97%A5%E5%AE%B4"),
+            Some(&key),
+            None,
+        )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["tags"], json!([]));
 
     let r = app
-        .send("PUT", &format!("/api/v1/members/{id}/consents"), Some(&key),
-            Some(json!({"sms": false, "wechat": true, "source": "paper_form"})))
+        .send(
+            "PUT",
+            &format!("/api/v1/members/{id}/consents"),
+            Some(&key),
+            Some(json!({"sms": false, "wechat": true, "source": "paper_form"})),
+        )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["consents"]["sms"]["granted"], false);
@@ -205,7 +265,11 @@ async fn concurrent_registrations_of_one_phone_make_one_member(app: TestApp) {
         let app_base = app.base.clone();
         let key = app.admin_key.clone();
         // Different writings of the same number, all at once.
-        let body = if i % 2 == 0 { json!({"phone": phone}) } else { json!({"phone": format!("+86 {phone}")}) };
+        let body = if i % 2 == 0 {
+            json!({"phone": phone})
+        } else {
+            json!({"phone": format!("+86 {phone}")})
+        };
         tasks.push(tokio::spawn(async move {
             reqwest::Client::new()
                 .post(format!("{app_base}/api/v1/members"))
@@ -223,6 +287,14 @@ async fn concurrent_registrations_of_one_phone_make_one_member(app: TestApp) {
         statuses.push(t.await.unwrap());
     }
     statuses.sort();
-    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 7, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        7,
+        "{statuses:?}"
+    );
 }

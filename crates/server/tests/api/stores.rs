@@ -17,14 +17,23 @@ async fn stores_are_created_listed_and_unique(app: TestApp) {
 
     // Brand is optional: the default brand.
     let r = app
-        .post("/api/v1/stores", json!({"code": "GZ01", "name": "天河店", "region": "华南", "city": "广州"}))
+        .post(
+            "/api/v1/stores",
+            json!({"code": "GZ01", "name": "天河店", "region": "华南", "city": "广州"}),
+        )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(r.body["brand"], "default");
 
     let list = app.get("/api/v1/stores").await;
     assert_eq!(list.status, 200);
-    let codes: Vec<_> = list.body.as_array().unwrap().iter().map(|s| s["code"].as_str().unwrap().to_string()).collect();
+    let codes: Vec<_> = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["code"].as_str().unwrap().to_string())
+        .collect();
     assert!(codes.contains(&"CD01".to_string()) && codes.contains(&"GZ01".to_string()));
 
     let one = app.get("/api/v1/stores/GZ01").await;
@@ -32,7 +41,10 @@ async fn stores_are_created_listed_and_unique(app: TestApp) {
     assert_eq!(one.body["city"], "广州");
 
     let bad = app
-        .post("/api/v1/stores", json!({"code": "成都 1", "name": "x", "region": "r", "city": "c"}))
+        .post(
+            "/api/v1/stores",
+            json!({"code": "成都 1", "name": "x", "region": "r", "city": "c"}),
+        )
         .await;
     assert_eq!(bad.status, 422);
     assert_eq!(bad.code(), "invalid_field");
