@@ -32,7 +32,14 @@ async fn raw(
 }
 
 /// method, path, content type, body, expected status, expected code
-type Case = (&'static str, &'static str, Option<&'static str>, Vec<u8>, u16, &'static str);
+type Case = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Vec<u8>,
+    u16,
+    &'static str,
+);
 
 async fn bad_requests_get_json_errors_never_500(app: TestApp) {
     let json_ct = Some("application/json");
