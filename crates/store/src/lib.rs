@@ -13,6 +13,9 @@ pub mod error;
 pub mod members;
 /// Staff users, API keys, console sessions and the audit log.
 pub mod staff;
+/// Fresh databases for tests.
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 /// A database connection of either backend.
 pub type Conn = sqlx::AnyConnection;

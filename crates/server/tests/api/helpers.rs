@@ -5,6 +5,7 @@ use regulars_core::access::Role;
 use regulars_core::privacy::MasterKey;
 use regulars_server::app::auth;
 use regulars_server::{Regulars, Server};
+use regulars_store::testing::{fresh_database, TempDir};
 use regulars_store::{Backend, Db};
 use serde_json::{json, Value};
 
@@ -18,53 +19,6 @@ pub struct TestApp {
     /// The SQLite file, for tests that read the bytes on disk.
     pub sqlite_path: Option<std::path::PathBuf>,
     _dir: Option<TempDir>,
-}
-
-/// A folder removed when the test ends.
-pub struct TempDir(pub std::path::PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Where the PostgreSQL server for tests is. `scripts/test` sets it; without it
-/// the machine's default is tried, and a failure to connect fails the test.
-pub fn pg_admin_url() -> String {
-    std::env::var("REGULARS_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-/// Create a uniquely named database; returns its URL.
-pub async fn fresh_database(backend: Backend) -> (String, Option<TempDir>) {
-    let unique = uuid::Uuid::new_v4().simple().to_string();
-    match backend {
-        Backend::Sqlite => {
-            let dir = std::env::temp_dir().join(format!("regulars-test-{unique}"));
-            std::fs::create_dir_all(&dir).expect("temp dir");
-            let url = format!("sqlite://{}/regulars.db", dir.display());
-            (url, Some(TempDir(dir)))
-        }
-        Backend::Postgres => {
-            use sqlx::Connection;
-            let admin = pg_admin_url();
-            let mut conn = sqlx::PgConnection::connect(&admin)
-                .await
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "PostgreSQL is required for the tests and did not answer at {admin}: {e}. \
-                     Run the tests with scripts/test, which starts one if needed."
-                    )
-                });
-            let name = format!("regulars_t_{unique}");
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut conn)
-                .await
-                .expect("create test database");
-            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-            (format!("{base}/{name}"), None)
-        }
-    }
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
