@@ -3,7 +3,6 @@
 //! consents. Made once per database (a second run reuses it); the admin's
 //! password and an API key are issued fresh on every run and shown once.
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -277,7 +276,7 @@ pub async fn prepare(regulars: &Regulars) -> anyhow::Result<DemoLogin> {
         );
         seed_chain(regulars, &admin).await?;
         seed_members(regulars, &admin).await?;
-        let mut conn = regulars.db.write.acquire().await.context("database")?;
+        let mut conn = regulars.db.writer().await?;
         staff::put_setting(&mut conn, SEEDED_KEY, &now_ms().to_string()).await?;
     }
     let password = secret::generate_password();

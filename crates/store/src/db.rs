@@ -127,6 +127,11 @@ impl Db {
         self.write.begin().await.store()
     }
 
+    /// A connection for a single write outside a transaction.
+    pub async fn writer(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Any>> {
+        self.write.acquire().await.store()
+    }
+
     /// A connection for reads.
     pub async fn reader(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Any>> {
         self.read.acquire().await.store()

@@ -274,12 +274,7 @@ pub async fn session(app: &Regulars, token: &str) -> AppResult<Option<Session>> 
 }
 
 pub async fn logout(app: &Regulars, token: &str) -> AppResult<()> {
-    let mut conn = app
-        .db
-        .write
-        .acquire()
-        .await
-        .map_err(StoreError::from_sqlx)?;
+    let mut conn = app.db.writer().await?;
     staff::delete_session(&mut conn, &secret::token_hash(token)).await?;
     Ok(())
 }

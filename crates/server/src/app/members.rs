@@ -556,12 +556,7 @@ fn view_of(
 /// Check and audit a reveal of personal data.
 async fn authorise_reveal(app: &Regulars, caller: &Principal, member_id: &str) -> AppResult<()> {
     caller.check(Action::MemberRevealPii, None)?;
-    let mut conn = app
-        .db
-        .write
-        .acquire()
-        .await
-        .map_err(StoreError::from_sqlx)?;
+    let mut conn = app.db.writer().await?;
     staff::audit(
         &mut conn,
         &caller.actor,
