@@ -30,8 +30,8 @@ const STORES = [
   { code: 'SH03', name: '静安寺店', region: '华东', city: '上海' },
 ];
 const MEMBERS = [
-  { phone: '13800138000', name: '王小明' },
-  { phone: '13900139001', name: '李小红' },
+  { phone: '13800138000', name: '王小明', home_store: 'CD01' },
+  { phone: '13900139001', name: '李小红', home_store: 'CD01' },
   { phone: '13700137002', name: '张伟' },
   { phone: '13600136003', name: '刘芳' },
 ];
@@ -369,6 +369,8 @@ for (const backend of BACKENDS) {
         const cd01 = STORES.find((s) => s.code === 'CD01');
         assert.deepEqual(await storeRows(page), [[cd01.code, cd01.name, cd01.region, cd01.city]]);
         assert.equal((await page.locator('#store-count').textContent()).trim(), '1');
+        const own = MEMBERS.filter((m) => m.home_store === 'CD01').length;
+        assert.equal((await page.locator('#member-count').textContent()).trim(), String(own), 'only their store\'s members are counted');
         const text = await page.locator('main').textContent();
         for (const other of STORES.filter((s) => s.code !== 'CD01')) {
           assert.ok(!text.includes(other.code) && !text.includes(other.name), `${other.code} must not show`);

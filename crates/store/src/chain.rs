@@ -106,12 +106,10 @@ pub async fn list_stores(
 ) -> StoreResult<Vec<StoreRow>> {
     match only {
         Some(code) => Ok(get_store(conn, code).await?.into_iter().collect()),
-        None => sqlx::query_as::<_, StoreRow>(&format!(
-            "{SELECT_STORE} ORDER BY b.code, r.name, s.code"
-        ))
-        .fetch_all(conn)
-        .await
-        .store(),
+        None => sqlx::query_as::<_, StoreRow>(&format!("{SELECT_STORE} ORDER BY s.code"))
+            .fetch_all(conn)
+            .await
+            .store(),
     }
 }
 

@@ -371,9 +371,21 @@ pub async fn set_consent(
     Ok(())
 }
 
-pub async fn count_members(conn: &mut AnyConnection) -> StoreResult<i64> {
-    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM members")
+/// Members not erased; only those of `home_store` when given.
+pub async fn count_members(conn: &mut AnyConnection, home_store: Option<&str>) -> StoreResult<i64> {
+    match home_store {
+        Some(store) => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM members WHERE erased_at IS NULL AND home_store_code = $1",
+        )
+        .bind(store)
         .fetch_one(conn)
         .await
-        .store()
+        .store(),
+        None => {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM members WHERE erased_at IS NULL")
+                .fetch_one(conn)
+                .await
+                .store()
+        }
+    }
 }

@@ -117,9 +117,11 @@ async fn home(State(state): State<ApiState>, headers: HeaderMap) -> Response {
         Err(e) => return error_page(e),
     };
     let member_count = match state.regulars.db.reader().await {
-        Ok(mut conn) => regulars_store::members::count_members(&mut conn)
-            .await
-            .unwrap_or(0),
+        Ok(mut conn) => {
+            regulars_store::members::count_members(&mut conn, session.principal.store_scope())
+                .await
+                .unwrap_or(0)
+        }
         Err(_) => 0,
     };
     render(
