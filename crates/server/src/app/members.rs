@@ -386,16 +386,13 @@ pub async fn create_member(
 /// Write a prepared registration inside `tx` (shared with bulk imports).
 async fn register(caller: &Principal, tx: &mut Tx, reg: &mut Registration) -> AppResult<()> {
     if let Some(store) = &reg.row.home_store_code {
-        if regulars_store::chain::get_store(tx, store).await?.is_none() {
-            return Err(AppError::unprocessable(
-                "unknown_store",
-                format!("no store with code {store}"),
-            ));
-        }
+        let home = regulars_store::chain::get_store(tx, store)
+            .await?
+            .ok_or_else(|| {
+                AppError::unprocessable("unknown_store", format!("no store with code {store}"))
+            })?;
         if reg.row.city.is_none() {
-            reg.row.city = regulars_store::chain::get_store(tx, store)
-                .await?
-                .map(|s| s.city);
+            reg.row.city = Some(home.city);
         }
     }
     if let Some(code) = reg.row.referrer_id.take() {
