@@ -7,7 +7,7 @@ mod settings;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use regulars_core::access::Role;
-use regulars_server::app::auth;
+use regulars_server::app::{auth, jobs, verify};
 use regulars_server::{Config, Regulars, Server};
 use regulars_store::Db;
 use std::io::Read;
@@ -47,6 +47,23 @@ enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Background jobs (point expiry and reminders, tier review, birthday gifts).
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Check every ledger invariant; exit 1 with a report when one is broken.
+    Verify,
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// One pass of every due job.
+    Run {
+        /// Run as of this moment (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
     },
 }
 
@@ -137,12 +154,36 @@ async fn shutdown_signal() {
 }
 
 async fn serve(regulars: Regulars, listen: &str) -> anyhow::Result<()> {
+    spawn_jobs_timer(regulars.clone());
     let server = Server::bind(listen, regulars).await?;
     let addr = server.local_addr();
     tracing::info!(%addr, "serving");
     // Scripts and tests wait for this line to know the port (listen on :0).
     println!("listening on http://{addr}");
     server.run(shutdown_signal()).await
+}
+
+/// `serve` runs the periodic jobs itself, every `REGULARS_JOBS_INTERVAL_SECS`
+/// (default 300). Each job is safe to run on several nodes at once.
+fn spawn_jobs_timer(regulars: Regulars) {
+    let every = std::env::var("REGULARS_JOBS_INTERVAL_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(300);
+    if every == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(every));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match jobs::run_due(&regulars, chrono::Utc::now().timestamp_millis()).await {
+                Ok(report) => tracing::info!(?report, "jobs ran"),
+                Err(e) => tracing::error!(error = %e, "jobs failed"),
+            }
+        }
+    });
 }
 
 #[tokio::main]
@@ -191,6 +232,44 @@ async fn run() -> anyhow::Result<()> {
             println!();
             println!("listening on http://{addr}");
             server.run(shutdown_signal()).await
+        }
+        Command::Jobs {
+            command: JobsCommand::Run { now },
+        } => {
+            let now = match now {
+                Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+                    .with_context(|| format!("--now {t}: expected RFC 3339, e.g. 2027-01-01T03:00:00+08:00"))?
+                    .timestamp_millis(),
+                None => chrono::Utc::now().timestamp_millis(),
+            };
+            let regulars = open(&config).await?;
+            let report = jobs::run_due(&regulars, now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Verify => {
+            let regulars = open(&config).await?;
+            let report = verify::verify(&regulars)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "checked {} invariants over {} members, {} ledger entries, {} orders",
+                report.checks, report.members, report.entries, report.orders
+            );
+            for v in &report.violations {
+                println!("VIOLATED: {} ({} rows)", v.invariant, v.count);
+                for e in &v.examples {
+                    println!("  {e}");
+                }
+            }
+            if report.ok() {
+                println!("ledger OK");
+                Ok(())
+            } else {
+                anyhow::bail!("{} invariant(s) violated", report.violations.len())
+            }
         }
         Command::Migrate => {
             let db = Db::connect(&config.database_url).await?;

@@ -89,12 +89,13 @@ pub enum Action {
     PointsRedeem,
     PointsAdjust,
     PointsGrant,
+    RulesManage,
     StaffManage,
     AuditRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 18] = [
         Action::StoreRead,
         Action::StoreWrite,
         Action::MemberCreate,
@@ -110,6 +111,7 @@ impl Action {
         Action::PointsRedeem,
         Action::PointsAdjust,
         Action::PointsGrant,
+        Action::RulesManage,
         Action::StaffManage,
         Action::AuditRead,
     ];
@@ -167,6 +169,7 @@ pub fn allows(role: Role, action: Action) -> bool {
         PointsRedeem => &[HqAdmin, StoreManager, Staff, Pos],
         PointsAdjust => &[HqAdmin, ServiceAgent, StoreManager],
         PointsGrant => &[HqAdmin, Partner],
+        RulesManage => &[HqAdmin, Marketing],
         StaffManage => &[HqAdmin],
         AuditRead => &[HqAdmin],
     };

@@ -5,10 +5,16 @@
 pub mod access;
 /// Organisation → brands → regions → stores: codes and their validation.
 pub mod chain;
+/// How points are earned: rules as data, explanations.
+pub mod earning;
 /// The domain error type shared by every rule in this crate.
 pub mod error;
+/// The points ledger: lots, soonest-expiring-first consumption, refunds.
+pub mod ledger;
 /// Members: the validated shape of a guest's profile, consents, tags, taste.
 pub mod member;
+/// Orders: channels, lines, what the guest paid for.
+pub mod order;
 /// Phone numbers: normalisation to E.164, validation, masked display.
 pub mod phone;
 /// Encryption of personal data at rest and the phone blind index.

@@ -9,10 +9,16 @@ pub mod chain;
 pub mod db;
 /// The persistence error type.
 pub mod error;
+/// The points ledger: entries, lots, allocations, shortfalls, outbox, idempotency.
+pub mod ledger;
 /// Members: profile rows (personal data already encrypted), tags, consents.
 pub mod members;
+/// Orders, their lines, refunds, earning rule versions.
+pub mod orders;
 /// Staff users, API keys, console sessions and the audit log.
 pub mod staff;
+/// The ledger invariants as SQL (`regulars verify`).
+pub mod verify;
 /// Fresh databases for tests.
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -10,8 +10,18 @@ pub mod auth;
 pub mod chain;
 /// The application error type.
 pub mod error;
+/// Periodic jobs: point expiry and reminders, tier review, birthday gifts.
+pub mod jobs;
+/// Posting to the points ledger; idempotent results; loyalty settings.
+pub mod ledger;
 /// Members: registration, lookup, profile, tags, consents, personal data.
 pub mod members;
+/// Orders: ingest, earning, refunds, claims, preview.
+pub mod orders;
+/// Points and tiers: balance, history, redemptions, transfers, adjustments.
+pub mod points;
+/// `regulars verify`: every ledger invariant, checked against the rows.
+pub mod verify;
 
 pub use error::{AppError, AppResult};
 
@@ -26,6 +36,7 @@ pub struct Regulars {
     pub db: Db,
     pub keys: Arc<PiiKeys>,
     pub timezone: chrono_tz::Tz,
+    pub loyalty: Arc<ledger::LoyaltyConfig>,
 }
 
 impl Regulars {
@@ -34,6 +45,7 @@ impl Regulars {
             db,
             keys: Arc::new(keys),
             timezone,
+            loyalty: Arc::default(),
         }
     }
 

@@ -78,6 +78,8 @@ fn not_found_code(what: &str) -> &'static str {
         "store" => "store_not_found",
         "tag" => "tag_not_found",
         "user" => "user_not_found",
+        "order" => "order_not_found",
+        "receipt" => "receipt_not_found",
         _ => "not_found",
     }
 }

@@ -10,6 +10,10 @@ pub mod extract;
 pub mod health;
 /// `/api/v1/members`.
 pub mod members;
+/// `/api/v1/orders`: ingest, refunds, preview, claims.
+pub mod orders;
+/// Points, tiers, redemptions, earning rules.
+pub mod points;
 /// `/api/v1/stores`.
 pub mod stores;
 
@@ -42,7 +46,7 @@ pub struct ApiState {
     info(title = "Regulars API", description = "Customer relationship and loyalty engine for restaurant chains. Amounts are integer fen; times RFC 3339."),
     modifiers(&BearerAuth),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
-    tags((name = "members"), (name = "stores"), (name = "operations"))
+    tags((name = "members"), (name = "orders"), (name = "points"), (name = "stores"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -66,7 +70,28 @@ pub fn api() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::readyz))
         .merge(stores::router())
         .merge(members::router())
+        .merge(orders::router())
+        .merge(points::router())
         .split_for_parts()
+}
+
+/// The answer of an idempotent call: `201` the first time; a replay gets the
+/// first body unchanged with `200` and `Idempotent-Replayed: true`.
+pub fn recorded(r: crate::app::ledger::Recorded) -> axum::response::Response {
+    use axum::http::header::CONTENT_TYPE;
+    let status = if r.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let mut response = (status, [(CONTENT_TYPE, "application/json")], r.json).into_response();
+    if r.replayed {
+        response.headers_mut().insert(
+            HeaderName::from_static("idempotent-replayed"),
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    response
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

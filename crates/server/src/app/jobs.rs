@@ -1,0 +1,380 @@
+//! One pass of the periodic jobs as of a given time (`regulars jobs run
+//! [--now]`; `serve` runs the same pass on a timer): point expiry, expiry
+//! reminders 30 and 7 days ahead, the monthly tier review, birthday gifts.
+//! Every job is safe to run twice for the same moment, and to be cut off
+//! half-way: each member's change is one transaction, and what was done is
+//! recognisable from the rows themselves.
+
+use super::ledger::{self, Posting};
+use super::orders::tier_window_start;
+use super::{AppResult, Regulars};
+use chrono::{Datelike, NaiveTime, TimeZone};
+use regulars_core::ledger::{add_months_ms, Allocation, EntryKind};
+use regulars_core::tier::{review, Review, Tier};
+use regulars_store::ledger as repo;
+use regulars_store::{commit, orders};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+const ACTOR: &str = "job";
+
+#[derive(Debug, Default, Serialize)]
+pub struct JobReport {
+    pub expired_members: u64,
+    pub expired_points: i64,
+    pub expiry_reminders: u64,
+    pub tier_reviewed: u64,
+    pub tier_grace_started: u64,
+    pub tier_downgraded: u64,
+    pub birthday_gifts: u64,
+}
+
+/// Run every due job as of `now_ms`.
+pub async fn run_due(app: &Regulars, now_ms: i64) -> AppResult<JobReport> {
+    let mut report = JobReport::default();
+    expire_points(app, now_ms, &mut report).await?;
+    remind_expiring(app, now_ms, &mut report).await?;
+    review_tiers(app, now_ms, &mut report).await?;
+    birthday_gifts(app, now_ms, &mut report).await?;
+    Ok(report)
+}
+
+/// Lots past their expiry give up what is left in them: one `expire` entry
+/// per member, with an allocation per lot, so points already redeemed from a
+/// lot are never expired again.
+async fn expire_points(app: &Regulars, now: i64, report: &mut JobReport) -> AppResult<()> {
+    loop {
+        let due = {
+            let mut conn = app.db.reader().await?;
+            repo::expired_lots(&mut conn, now, 500).await?
+        };
+        if due.is_empty() {
+            return Ok(());
+        }
+        let mut members: Vec<String> = due.into_iter().map(|(m, _)| m).collect();
+        members.dedup();
+        for member_id in members {
+            let mut tx = app.db.begin().await?;
+            let Some(member) = repo::lock_member(&mut tx, &member_id, now).await? else {
+                continue;
+            };
+            // Re-read inside the transaction: a redemption may have emptied a lot since.
+            let lots: Vec<_> = repo::open_lots(&mut tx, &member_id, i64::MIN)
+                .await?
+                .into_iter()
+                .filter(|l| l.expires_at <= now)
+                .collect();
+            let allocations: Vec<Allocation> = lots
+                .iter()
+                .map(|l| Allocation {
+                    lot_id: l.entry_id,
+                    points: l.remaining,
+                })
+                .collect();
+            let points: i64 = allocations.iter().map(|a| a.points).sum();
+            if points == 0 {
+                tx.rollback()
+                    .await
+                    .map_err(regulars_store::StoreError::from_sqlx)?;
+                continue;
+            }
+            let reason = format!("{points} 分积分到期");
+            ledger::debit(
+                &mut tx,
+                &Posting {
+                    member_id: &member_id,
+                    kind: EntryKind::Expire,
+                    reason: &reason,
+                    order_id: None,
+                    reference: None,
+                    actor: ACTOR,
+                    approver: None,
+                    at: now,
+                },
+                &allocations,
+            )
+            .await?;
+            let balance = member.points_balance - points;
+            repo::save_member(&mut tx, &member_id, balance, member.points_debt, &member.tier)
+                .await?;
+            repo::emit(
+                &mut tx,
+                "points.expired",
+                Some(&member_id),
+                &format!("{member_id}:{now}"),
+                &serde_json::json!({"member_id": member_id, "points": points, "balance": balance})
+                    .to_string(),
+                now,
+            )
+            .await?;
+            commit(tx).await?;
+            report.expired_members += 1;
+            report.expired_points += points;
+        }
+    }
+}
+
+/// `points.expiring` events 30 and 7 days ahead, once per member, expiry
+/// date and window.
+async fn remind_expiring(app: &Regulars, now: i64, report: &mut JobReport) -> AppResult<()> {
+    for days in [30i64, 7] {
+        let rows = {
+            let mut conn = app.db.reader().await?;
+            repo::lots_expiring_between(&mut conn, now, now + days * 86_400_000).await?
+        };
+        let mut due: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for (member_id, lot) in rows {
+            let on = local_date(app, lot.expires_at);
+            *due.entry((member_id, on)).or_default() += lot.remaining;
+        }
+        let mut tx = app.db.begin().await?;
+        for ((member_id, on), points) in due {
+            let fresh = repo::emit(
+                &mut tx,
+                "points.expiring",
+                Some(&member_id),
+                &format!("{member_id}:{on}:{days}d"),
+                &serde_json::json!({"member_id": member_id, "on": on, "points": points,
+                    "days_ahead": days})
+                .to_string(),
+                now,
+            )
+            .await?;
+            report.expiry_reminders += fresh as u64;
+        }
+        commit(tx).await?;
+    }
+    Ok(())
+}
+
+fn local_date(app: &Regulars, ms: i64) -> String {
+    app.timezone
+        .timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.date_naive().to_string())
+        .unwrap_or_default()
+}
+
+/// The start of the local calendar month containing `now`.
+fn month_start(app: &Regulars, now: i64) -> (i64, chrono::NaiveDate) {
+    let today = app
+        .timezone
+        .timestamp_millis_opt(now)
+        .single()
+        .map(|t| t.date_naive())
+        .unwrap_or_default();
+    let first = today.with_day(1).unwrap_or(today);
+    let ms = app
+        .timezone
+        .from_local_datetime(&first.and_time(NaiveTime::MIN))
+        .earliest()
+        .map(|t| t.timestamp_millis())
+        .unwrap_or(now);
+    (ms, today)
+}
+
+/// The monthly review. A member whose 12-month spend no longer holds their
+/// tier is marked (grace) at one review and moved down at the next if still
+/// short. Re-running within a month changes nothing more.
+async fn review_tiers(app: &Regulars, now: i64, report: &mut JobReport) -> AppResult<()> {
+    let config = app.loyalty.get(app).await?;
+    let (period_start, today) = month_start(app, now);
+    let period = format!("{:04}-{:02}", today.year(), today.month());
+    let mut after = String::new();
+    loop {
+        let batch: Vec<String> = {
+            let mut conn = app.db.reader().await?;
+            repo::members_for_review(&mut conn, &after, 500).await?
+        };
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        after = last.clone();
+        for member_id in batch {
+            let mut tx = app.db.begin().await?;
+            let Some(member) = repo::lock_member(&mut tx, &member_id, now).await? else {
+                continue;
+            };
+            let current = Tier::parse(&member.tier).unwrap_or(Tier::Regular);
+            let spend =
+                orders::qualifying_spend(&mut tx, &member_id, tier_window_start(now), now, None)
+                    .await?;
+            let floor = member
+                .tier_floor
+                .as_deref()
+                .and_then(Tier::parse)
+                .filter(|_| member.tier_floor_until.is_some_and(|u| u > now));
+            let in_grace = member.tier_grace_since.is_some_and(|g| g < period_start);
+            let keep_floor = |conn| {
+                repo::set_tier_marks(
+                    conn,
+                    &member_id,
+                    None,
+                    member.tier_floor.as_deref(),
+                    member.tier_floor_until,
+                )
+            };
+            match review(&config.tiers, current, spend, floor, in_grace) {
+                Review::Keep(tier) => {
+                    if member.tier_grace_since.is_some() {
+                        keep_floor(&mut tx).await?;
+                    }
+                    if tier != current {
+                        change_tier(&mut tx, &member, current, tier, spend, &period, now).await?;
+                    }
+                }
+                Review::Grace => {
+                    if member.tier_grace_since.is_none() {
+                        repo::set_tier_marks(
+                            &mut tx,
+                            &member_id,
+                            Some(now),
+                            member.tier_floor.as_deref(),
+                            member.tier_floor_until,
+                        )
+                        .await?;
+                        repo::emit(
+                            &mut tx,
+                            "tier.grace",
+                            Some(&member_id),
+                            &format!("{member_id}:{period}"),
+                            &serde_json::json!({"member_id": member_id, "tier": current,
+                                "qualifying_spend_fen": spend,
+                                "keep_at_fen": config.tiers.benefits(current).threshold_fen})
+                            .to_string(),
+                            now,
+                        )
+                        .await?;
+                        report.tier_grace_started += 1;
+                    }
+                }
+                Review::Downgrade(tier) => {
+                    keep_floor(&mut tx).await?;
+                    change_tier(&mut tx, &member, current, tier, spend, &period, now).await?;
+                    report.tier_downgraded += 1;
+                }
+            }
+            commit(tx).await?;
+            report.tier_reviewed += 1;
+        }
+    }
+}
+
+async fn change_tier(
+    conn: &mut regulars_store::Conn,
+    member: &repo::MemberLedger,
+    from: Tier,
+    to: Tier,
+    spend: i64,
+    period: &str,
+    now: i64,
+) -> AppResult<()> {
+    repo::save_member(
+        conn,
+        &member.id,
+        member.points_balance,
+        member.points_debt,
+        to.as_str(),
+    )
+    .await?;
+    repo::insert_tier_change(
+        conn,
+        &member.id,
+        from.as_str(),
+        to.as_str(),
+        &format!("tier review {period}: 12-month spend ¥{}", spend / 100),
+        spend,
+        ACTOR,
+        now,
+    )
+    .await?;
+    repo::emit(
+        conn,
+        "tier.changed",
+        Some(&member.id),
+        &format!("review:{period}:{}", member.id),
+        &serde_json::json!({"member_id": member.id, "from": from, "to": to,
+            "qualifying_spend_fen": spend})
+        .to_string(),
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The birthday-month gift of the member's tier, once a year: the
+/// `birthday.gift` event for `(member, year)` is the once-guard, written in
+/// the same transaction as the points.
+async fn birthday_gifts(app: &Regulars, now: i64, report: &mut JobReport) -> AppResult<()> {
+    let config = app.loyalty.get(app).await?;
+    let (_, today) = month_start(app, now);
+    let month = today.month() as i64;
+    let mut after = String::new();
+    loop {
+        let batch: Vec<(String, String)> = {
+            let mut conn = app.db.reader().await?;
+            repo::members_born_in(&mut conn, month, &after, 500).await?
+        };
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        after = last.0.clone();
+        for (member_id, tier) in batch {
+            let benefits = config
+                .tiers
+                .benefits(Tier::parse(&tier).unwrap_or(Tier::Regular));
+            if benefits.birthday_points <= 0 {
+                continue;
+            }
+            let mut tx = app.db.begin().await?;
+            let Some(member) = repo::lock_member(&mut tx, &member_id, now).await? else {
+                continue;
+            };
+            let fresh = repo::emit(
+                &mut tx,
+                "birthday.gift",
+                Some(&member_id),
+                &format!("{member_id}:{}", today.year()),
+                &serde_json::json!({"member_id": member_id, "points": benefits.birthday_points,
+                    "tier": tier, "year": today.year()})
+                .to_string(),
+                now,
+            )
+            .await?;
+            if !fresh {
+                tx.rollback()
+                    .await
+                    .map_err(regulars_store::StoreError::from_sqlx)?;
+                continue;
+            }
+            let reason = format!("{}生日礼 {} 分", benefits.tier.chinese_name(), benefits.birthday_points);
+            ledger::credit(
+                &mut tx,
+                &Posting {
+                    member_id: &member_id,
+                    kind: EntryKind::Bonus,
+                    reason: &reason,
+                    order_id: None,
+                    reference: Some(&format!("birthday:{}", today.year())),
+                    actor: ACTOR,
+                    approver: None,
+                    at: now,
+                },
+                benefits.birthday_points,
+                now,
+                add_months_ms(now, benefits.expiry_months),
+            )
+            .await?;
+            repo::save_member(
+                &mut tx,
+                &member_id,
+                member.points_balance + benefits.birthday_points,
+                member.points_debt,
+                &member.tier,
+            )
+            .await?;
+            commit(tx).await?;
+            report.birthday_gifts += 1;
+        }
+    }
+}

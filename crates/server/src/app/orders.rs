@@ -1,0 +1,815 @@
+//! Orders: ingest from every channel (exactly once per `(store_code,
+//! pos_order_id)`), earning with explanations, refunds with clawback, claims
+//! of orders placed before the guest was a member, and the earning preview.
+
+use super::chain::require_store;
+use super::ledger::{self, Posting, Recorded};
+use super::{AppError, AppResult, Regulars};
+use chrono::{DateTime, Duration, NaiveTime, TimeZone};
+use rand::Rng;
+use regulars_core::access::{Action, Principal};
+use regulars_core::earning::{earn, EarnContext, Earning, ExplanationLine};
+use regulars_core::ledger::{clawback, refund_reversal, settle_debt, EntryKind};
+use regulars_core::order::{Channel, Order, OrderLine};
+use regulars_core::phone::Phone;
+use regulars_core::tier::{after_order, Tier};
+use regulars_core::DomainError;
+use regulars_store::ledger::{self as ledger_repo, MemberLedger};
+use regulars_store::orders::{self as repo, ItemRow, NewOrderRow, NewRefundRow, OrderRow};
+use regulars_store::{chain, commit, members, now_ms, Conn};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `POST /api/v1/orders`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestOrder {
+    pub store_code: String,
+    pub pos_order_id: String,
+    pub member_id: Option<String>,
+    /// Any common writing of the member's phone; an unknown phone stores the
+    /// order unclaimed.
+    pub member_phone: Option<String>,
+    /// RFC 3339 with offset.
+    pub occurred_at: String,
+    pub channel: Channel,
+    pub items: Vec<OrderLine>,
+    pub paid_fen: i64,
+    pub party_size: Option<i64>,
+}
+
+/// The answer to an order (and, unchanged, to its replays).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OrderReceipt {
+    pub order_id: String,
+    pub member_id: Option<String>,
+    pub points_earned: i64,
+    pub explanation: Vec<ExplanationLine>,
+    /// The member's balance after this order (absent without a member).
+    pub balance: Option<i64>,
+    pub tier: Option<Tier>,
+    /// Printed on the receipt: a guest who joins within the claim window
+    /// enters it to earn for this order.
+    pub receipt_code: String,
+}
+
+/// `POST /api/v1/orders/{store_code}/{pos_order_id}/refunds`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundOrder {
+    pub refund_id: String,
+    pub amount_fen: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RefundReceipt {
+    pub points_reversed: i64,
+    /// Of the reversed points, how many the balance could not give; they are
+    /// taken from the member's next earnings.
+    pub shortfall: i64,
+    pub balance: Option<i64>,
+}
+
+/// `POST /api/v1/members/{id}/claims`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimOrder {
+    pub receipt_code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClaimReceipt {
+    pub order_id: String,
+    pub points_earned: i64,
+    pub explanation: Vec<ExplanationLine>,
+    pub balance: i64,
+    pub tier: Tier,
+}
+
+/// `POST /api/v1/orders/preview`: the order as it would be sent, for a member.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewOrder {
+    pub store_code: String,
+    pub member_id: Option<String>,
+    /// Preview as if the member were at this tier (default: their tier, or regular).
+    pub tier: Option<Tier>,
+    pub occurred_at: Option<String>,
+    pub channel: Channel,
+    pub items: Vec<OrderLine>,
+    pub paid_fen: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewAnswer {
+    pub points: i64,
+    pub eligible_fen: i64,
+    pub explanation: Vec<ExplanationLine>,
+    pub tier: Tier,
+    pub rule_version: i64,
+}
+
+fn parse_key(field: &'static str, value: &str) -> AppResult<String> {
+    let v = value.trim();
+    if v.is_empty() || v.chars().count() > 64 || v.chars().any(char::is_control) {
+        return Err(DomainError::invalid(field, "must be 1–64 printable characters").into());
+    }
+    Ok(v.to_string())
+}
+
+fn parse_time(app: &Regulars, field: &'static str, value: &str) -> AppResult<(DateTime<chrono::FixedOffset>, chrono::NaiveDateTime)> {
+    let at = DateTime::parse_from_rfc3339(value).map_err(|_| DomainError::InvalidDate {
+        field,
+        reason: "expected RFC 3339 with offset, e.g. 2026-03-04T12:30:00+08:00".into(),
+    })?;
+    let local = at.with_timezone(&app.timezone).naive_local();
+    Ok((at, local))
+}
+
+fn receipt_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::thread_rng();
+    (0..10)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Unix ms of local midnight starting the day of `local`, and of the next.
+fn local_day_bounds(app: &Regulars, local: chrono::NaiveDateTime) -> (i64, i64) {
+    let start = local.date().and_time(NaiveTime::MIN);
+    let ms = |t: chrono::NaiveDateTime| {
+        app.timezone
+            .from_local_datetime(&t)
+            .earliest()
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(0)
+    };
+    (ms(start), ms(start + Duration::days(1)))
+}
+
+/// The rolling window tiers count spend over: the 12 months up to `at_ms`.
+pub fn tier_window_start(at_ms: i64) -> i64 {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at_ms)
+        .and_then(|t| t.checked_sub_months(chrono::Months::new(12)))
+        .map(|t| t.timestamp_millis())
+        .unwrap_or(i64::MIN)
+}
+
+/// What accrual did, for the receipt.
+struct Accrued {
+    earning: Earning,
+    balance: i64,
+    tier: Tier,
+    rule_version: i64,
+}
+
+/// Earn for `order` (already stored as `order_id`) on the locked member:
+/// entry and lot, shortfall settlement, balance, upgrade, events. The order
+/// earns at the member's tier *before* it (an order that crosses a threshold
+/// upgrades the member at once, and earns at the old multiplier).
+#[allow(clippy::too_many_arguments)]
+async fn accrue(
+    app: &Regulars,
+    conn: &mut Conn,
+    member: &MemberLedger,
+    order_id: &str,
+    order: &Order,
+    store_code: &str,
+    brand_code: &str,
+    actor: &str,
+) -> AppResult<Accrued> {
+    let config = app.loyalty.get(app).await?;
+    let at = order.occurred_at.timestamp_millis();
+    let tier_before = Tier::parse(&member.tier).unwrap_or(Tier::Regular);
+    let benefits = config.tiers.benefits(tier_before);
+    let points_earned_today = if config.rules.has_daily_cap() {
+        let (from, to) = local_day_bounds(app, order.local_time);
+        repo::points_earned_between(conn, &member.id, from, to).await?
+    } else {
+        0
+    };
+    let earning = earn(
+        &EarnContext {
+            order,
+            store_code,
+            brand_code,
+            tier: tier_before,
+            tier_multiplier_permille: benefits.multiplier_permille,
+            birthday_month: member.birth_month.map(|m| m as u32),
+            points_earned_today,
+            new_skus: &config.new_skus,
+        },
+        &config.rules,
+    );
+    let mut balance = member.points_balance;
+    let mut debt = member.points_debt;
+    if earning.points > 0 {
+        let reason = explain(&earning.lines);
+        let posting = Posting {
+            member_id: &member.id,
+            kind: EntryKind::Earn,
+            reason: &reason,
+            order_id: Some(order_id),
+            reference: None,
+            actor,
+            approver: None,
+            at,
+        };
+        let expires_at = regulars_core::ledger::add_months_ms(at, benefits.expiry_months);
+        let lot = ledger::credit(conn, &posting, earning.points, at, expires_at).await?;
+        balance += earning.points;
+        let settle = settle_debt(debt, earning.points);
+        if settle > 0 {
+            let reason = format!("抵扣退款欠分 {settle} 分");
+            let posting = Posting {
+                kind: EntryKind::Reverse,
+                reason: &reason,
+                ..posting
+            };
+            let entry = ledger::debit(
+                conn,
+                &posting,
+                &[regulars_core::ledger::Allocation {
+                    lot_id: lot,
+                    points: settle,
+                }],
+            )
+            .await?;
+            ledger_repo::insert_debt(
+                conn,
+                &member.id,
+                -settle,
+                Some(order_id),
+                Some(entry),
+                "settled from earnings",
+                at,
+            )
+            .await?;
+            balance -= settle;
+            debt -= settle;
+        }
+    }
+    let spend_before =
+        repo::qualifying_spend(conn, &member.id, tier_window_start(at), at, Some(order_id)).await?;
+    let spend_after = spend_before + order.eligible_fen();
+    let floor = member
+        .tier_floor
+        .as_deref()
+        .and_then(Tier::parse)
+        .filter(|_| member.tier_floor_until.is_some_and(|u| u > at));
+    let tier_after = after_order(&config.tiers, tier_before, spend_after, floor);
+    if tier_after != tier_before {
+        ledger_repo::insert_tier_change(
+            conn,
+            &member.id,
+            tier_before.as_str(),
+            tier_after.as_str(),
+            &format!("order {order_id}: 12-month spend ¥{}", spend_after / 100),
+            spend_after,
+            actor,
+            now_ms(),
+        )
+        .await?;
+        ledger_repo::emit(
+            conn,
+            "tier.changed",
+            Some(&member.id),
+            &format!("order:{order_id}"),
+            &serde_json::json!({"member_id": member.id, "from": tier_before, "to": tier_after,
+                "qualifying_spend_fen": spend_after, "order_id": order_id})
+            .to_string(),
+            now_ms(),
+        )
+        .await?;
+    }
+    ledger_repo::save_member(conn, &member.id, balance, debt, tier_after.as_str()).await?;
+    ledger_repo::emit(
+        conn,
+        "order.accrued",
+        Some(&member.id),
+        order_id,
+        &serde_json::json!({"member_id": member.id, "order_id": order_id, "store_code": store_code,
+            "points": earning.points, "balance": balance, "paid_fen": order.paid_fen})
+        .to_string(),
+        now_ms(),
+    )
+    .await?;
+    Ok(Accrued {
+        earning,
+        balance,
+        tier: tier_after,
+        rule_version: config.rules.version,
+    })
+}
+
+/// The explanation as one line for the ledger entry's `reason`.
+fn explain(lines: &[ExplanationLine]) -> String {
+    lines
+        .iter()
+        .map(|l| l.text.as_str())
+        .collect::<Vec<_>>()
+        .join("；")
+}
+
+/// Which member an order names, if any. An unknown phone is not an error:
+/// the order is stored unclaimed. An unknown id is (the POS sent a wrong one).
+async fn resolve_member(
+    app: &Regulars,
+    conn: &mut Conn,
+    member_id: Option<&str>,
+    member_phone: Option<&str>,
+) -> AppResult<Option<String>> {
+    match (member_id, member_phone) {
+        (Some(_), Some(_)) => Err(DomainError::invalid(
+            "member_id",
+            "send member_id or member_phone, not both",
+        )
+        .into()),
+        (Some(id), None) => match members::get_member(conn, id).await? {
+            Some(m) if m.erased_at.is_none() => Ok(Some(m.id)),
+            _ => Err(AppError::unprocessable(
+                "unknown_member",
+                "no member has this member_id",
+            )),
+        },
+        (None, Some(phone)) => {
+            let phone = Phone::parse(phone)?;
+            Ok(members::find_by_phone_index(conn, &app.phone_index(&phone))
+                .await?
+                .filter(|m| m.erased_at.is_none())
+                .map(|m| m.id))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn items_of(order: &Order) -> Vec<ItemRow<'_>> {
+    order
+        .lines
+        .iter()
+        .map(|l| ItemRow {
+            sku: &l.sku,
+            name: &l.name,
+            category: &l.category,
+            quantity: l.quantity,
+            unit_price_fen: l.unit_price_fen,
+            discount_fen: l.discount_fen,
+            voided: l.voided,
+            comped: l.comped,
+            staff_meal: l.staff_meal,
+        })
+        .collect()
+}
+
+/// `POST /api/v1/orders`
+pub async fn ingest_order(
+    app: &Regulars,
+    caller: &Principal,
+    input: IngestOrder,
+) -> AppResult<Recorded> {
+    let store_code = parse_key("store_code", &input.store_code)?;
+    caller.check(Action::OrderIngest, Some(&store_code))?;
+    let pos_order_id = parse_key("pos_order_id", &input.pos_order_id)?;
+    let hash = ledger::request_hash(&input);
+    let (occurred_at, local) = parse_time(app, "occurred_at", &input.occurred_at)?;
+    if let Some(p) = input.party_size {
+        if !(1..=1000).contains(&p) {
+            return Err(DomainError::invalid("party_size", "must be between 1 and 1000").into());
+        }
+    }
+    let order = Order::new(
+        input.channel,
+        occurred_at,
+        local,
+        input.items.clone(),
+        input.paid_fen,
+    )?;
+
+    let (store, member_id) = {
+        let mut conn = app.db.reader().await?;
+        let store = chain::get_store(&mut conn, &store_code)
+            .await?
+            .ok_or_else(|| AppError::unprocessable("unknown_store", format!("no store {store_code}")))?;
+        // A replay must not depend on the member still resolving the same way.
+        if let Some(existing) = repo::order_by_pos_id(&mut conn, &store_code, &pos_order_id).await? {
+            return replay_order(existing, &hash);
+        }
+        let member = resolve_member(
+            app,
+            &mut conn,
+            input.member_id.as_deref(),
+            input.member_phone.as_deref(),
+        )
+        .await?;
+        (store, member)
+    };
+
+    let order_id = uuid::Uuid::now_v7().to_string();
+    let code = receipt_code();
+    let mut tx = app.db.begin().await?;
+    let inserted = repo::insert_order(
+        &mut tx,
+        &NewOrderRow {
+            id: &order_id,
+            store_code: &store_code,
+            pos_order_id: &pos_order_id,
+            member_id: member_id.as_deref(),
+            channel: input.channel.as_str(),
+            occurred_at: occurred_at.timestamp_millis(),
+            paid_fen: order.paid_fen,
+            eligible_fen: order.eligible_fen(),
+            party_size: input.party_size,
+            receipt_code: &code,
+            request_hash: &hash,
+            created_at: now_ms(),
+        },
+    )
+    .await?;
+    if !inserted {
+        tx.rollback().await.map_err(regulars_store::StoreError::from_sqlx)?;
+        let mut conn = app.db.reader().await?;
+        let existing = repo::order_by_pos_id(&mut conn, &store_code, &pos_order_id)
+            .await?
+            .ok_or(AppError::NotFound { what: "order" })?;
+        return replay_order(existing, &hash);
+    }
+    repo::insert_items(&mut tx, &order_id, &items_of(&order)).await?;
+    let receipt = match &member_id {
+        Some(member_id) => {
+            let member = ledger_repo::lock_member(&mut tx, member_id, now_ms())
+                .await?
+                .ok_or(AppError::NotFound { what: "member" })?;
+            let accrued = accrue(
+                app,
+                &mut tx,
+                &member,
+                &order_id,
+                &order,
+                &store_code,
+                &store.brand_code,
+                &caller.actor,
+            )
+            .await?;
+            OrderReceipt {
+                order_id: order_id.clone(),
+                member_id: Some(member_id.clone()),
+                points_earned: accrued.earning.points,
+                explanation: accrued.earning.lines,
+                balance: Some(accrued.balance),
+                tier: Some(accrued.tier),
+                receipt_code: code,
+            }
+        }
+        None => OrderReceipt {
+            order_id: order_id.clone(),
+            member_id: None,
+            points_earned: 0,
+            explanation: vec![ExplanationLine {
+                rule: "no_member".into(),
+                text: "未关联会员，不积分；凭小票码 7 天内注册可补积分".into(),
+                points: 0,
+            }],
+            balance: None,
+            tier: None,
+            receipt_code: code,
+        },
+    };
+    let recorded = Recorded::first(&receipt)?;
+    repo::settle_order(
+        &mut tx,
+        &order_id,
+        member_id.as_deref(),
+        receipt.points_earned,
+        app.loyalty.get(app).await?.rules.version,
+        None,
+        &recorded.json,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok(recorded)
+}
+
+fn replay_order(existing: OrderRow, hash: &str) -> AppResult<Recorded> {
+    Recorded::replay(
+        &existing.request_hash,
+        hash,
+        existing.response_json,
+        "this (store_code, pos_order_id)",
+    )
+}
+
+/// `POST /api/v1/orders/{store_code}/{pos_order_id}/refunds`
+pub async fn refund_order(
+    app: &Regulars,
+    caller: &Principal,
+    store_code: &str,
+    pos_order_id: &str,
+    input: RefundOrder,
+) -> AppResult<Recorded> {
+    caller.check(Action::OrderRefund, Some(store_code))?;
+    let refund_id = parse_key("refund_id", &input.refund_id)?;
+    if input.amount_fen <= 0 {
+        return Err(DomainError::invalid("amount_fen", "must be a positive amount of fen").into());
+    }
+    let hash = ledger::request_hash(&(pos_order_id, &input));
+    let mut tx = app.db.begin().await?;
+    let order = repo::lock_order(&mut tx, store_code, pos_order_id)
+        .await?
+        .ok_or(AppError::NotFound { what: "order" })?;
+    if let Some(done) = repo::refund_by_id(&mut tx, store_code, &refund_id).await? {
+        return Recorded::replay(&done.request_hash, &hash, done.response_json, "this refund_id");
+    }
+    if order.refunded_fen + input.amount_fen > order.paid_fen {
+        return Err(AppError::unprocessable(
+            "refund_exceeds_order",
+            format!(
+                "the order was paid ¥{:.2} and ¥{:.2} is already refunded; ¥{:.2} more is too much",
+                order.paid_fen as f64 / 100.0,
+                order.refunded_fen as f64 / 100.0,
+                input.amount_fen as f64 / 100.0
+            ),
+        ));
+    }
+    let now = now_ms();
+    let reversal = refund_reversal(
+        order.points_earned,
+        order.paid_fen,
+        order.refunded_fen,
+        input.amount_fen,
+    );
+    let refunded = order.refunded_fen + input.amount_fen;
+    let qualifying = order.eligible_fen
+        - (order.eligible_fen as i128 * refunded as i128 / order.paid_fen.max(1) as i128) as i64;
+    let mut shortfall = 0;
+    let mut balance = None;
+    if let Some(member_id) = &order.member_id {
+        let member = ledger_repo::lock_member(&mut tx, member_id, now)
+            .await?
+            .ok_or(AppError::NotFound { what: "member" })?;
+        let split = clawback(member.points_balance, reversal);
+        let reference = format!("refund:{store_code}:{refund_id}");
+        if split.taken > 0 {
+            let own_lot = ledger_repo::earn_entry_of_order(&mut tx, &order.id).await?;
+            let allocations = ledger::take_up_to(&mut tx, member_id, split.taken, own_lot).await?;
+            let reason = format!("退款 ¥{:.2}，冲回积分", input.amount_fen as f64 / 100.0);
+            ledger::debit(
+                &mut tx,
+                &Posting {
+                    member_id,
+                    kind: EntryKind::Reverse,
+                    reason: &reason,
+                    order_id: Some(&order.id),
+                    reference: Some(&reference),
+                    actor: &caller.actor,
+                    approver: None,
+                    at: now,
+                },
+                &allocations,
+            )
+            .await?;
+        }
+        if split.shortfall > 0 {
+            ledger_repo::insert_debt(
+                &mut tx,
+                member_id,
+                split.shortfall,
+                Some(&order.id),
+                None,
+                &format!("refund {refund_id}: balance short"),
+                now,
+            )
+            .await?;
+        }
+        shortfall = split.shortfall;
+        let new_balance = member.points_balance - split.taken;
+        ledger_repo::save_member(
+            &mut tx,
+            member_id,
+            new_balance,
+            member.points_debt + split.shortfall,
+            &member.tier,
+        )
+        .await?;
+        ledger_repo::emit(
+            &mut tx,
+            "order.refunded",
+            Some(member_id),
+            &reference,
+            &serde_json::json!({"member_id": member_id, "order_id": order.id, "amount_fen": input.amount_fen,
+                "points_reversed": reversal, "shortfall": split.shortfall})
+            .to_string(),
+            now,
+        )
+        .await?;
+        balance = Some(new_balance);
+    }
+    let receipt = RefundReceipt {
+        points_reversed: reversal,
+        shortfall,
+        balance,
+    };
+    let recorded = Recorded::first(&receipt)?;
+    let inserted = repo::insert_refund(
+        &mut tx,
+        &NewRefundRow {
+            store_code,
+            refund_id: &refund_id,
+            order_id: &order.id,
+            amount_fen: input.amount_fen,
+            points_reversed: reversal,
+            shortfall,
+            request_hash: &hash,
+            response_json: &recorded.json,
+            created_at: now,
+        },
+    )
+    .await?;
+    if !inserted {
+        // The same refund_id, concurrently, for another order of this store.
+        tx.rollback().await.map_err(regulars_store::StoreError::from_sqlx)?;
+        let mut conn = app.db.reader().await?;
+        let done = repo::refund_by_id(&mut conn, store_code, &refund_id)
+            .await?
+            .ok_or(AppError::NotFound { what: "refund" })?;
+        return Recorded::replay(&done.request_hash, &hash, done.response_json, "this refund_id");
+    }
+    repo::record_refund_on_order(
+        &mut tx,
+        &order.id,
+        refunded,
+        order.points_reversed + reversal,
+        qualifying,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok(recorded)
+}
+
+/// `POST /api/v1/members/{id}/claims`
+
+/// `POST /api/v1/members/{id}/claims`: a guest who joined after eating
+/// enters the receipt code within the claim window and earns for the order.
+pub async fn claim_order(
+    app: &Regulars,
+    caller: &Principal,
+    member_id: &str,
+    input: ClaimOrder,
+) -> AppResult<ClaimReceipt> {
+    let code = input.receipt_code.trim().to_uppercase();
+    let config = app.loyalty.get(app).await?;
+    let mut tx = app.db.begin().await?;
+    let order = repo::order_by_receipt_code(&mut tx, &code)
+        .await?
+        .ok_or(AppError::NotFound { what: "receipt" })?;
+    caller.check(Action::OrderIngest, Some(&order.store_code))?;
+    if order.member_id.is_some() {
+        return Err(AppError::Conflict {
+            code: "order_already_claimed",
+            message: "this order already earned for a member".into(),
+        });
+    }
+    let now = now_ms();
+    if now - order.occurred_at > config.claim_days * 86_400_000 {
+        return Err(AppError::unprocessable(
+            "claim_window_passed",
+            format!("orders can be claimed within {} days", config.claim_days),
+        ));
+    }
+    if order.refunded_fen > 0 {
+        return Err(AppError::unprocessable(
+            "order_refunded",
+            "a refunded order cannot be claimed",
+        ));
+    }
+    let member = ledger_repo::lock_member(&mut tx, member_id, now)
+        .await?
+        .filter(|m| m.erased_at.is_none())
+        .ok_or(AppError::NotFound { what: "member" })?;
+    let store = chain::get_store(&mut tx, &order.store_code)
+        .await?
+        .ok_or(AppError::NotFound { what: "store" })?;
+    let occurred_at = app
+        .timezone
+        .timestamp_millis_opt(order.occurred_at)
+        .single()
+        .ok_or_else(|| regulars_store::StoreError::Corrupt("order time".into()))?;
+    let lines = repo::items_of(&mut tx, &order.id)
+        .await?
+        .into_iter()
+        .map(|i| OrderLine {
+            sku: i.sku,
+            name: i.name,
+            category: i.category,
+            quantity: i.quantity,
+            unit_price_fen: i.unit_price_fen,
+            discount_fen: i.discount_fen,
+            voided: i.voided != 0,
+            comped: i.comped != 0,
+            staff_meal: i.staff_meal != 0,
+        })
+        .collect();
+    let channel = Channel::parse(&order.channel)
+        .ok_or_else(|| regulars_store::StoreError::Corrupt("order channel".into()))?;
+    let domain_order = Order::new(
+        channel,
+        occurred_at.fixed_offset(),
+        occurred_at.naive_local(),
+        lines,
+        order.paid_fen,
+    )?;
+    let accrued = accrue(
+        app,
+        &mut tx,
+        &member,
+        &order.id,
+        &domain_order,
+        &order.store_code,
+        &store.brand_code,
+        &caller.actor,
+    )
+    .await?;
+    repo::claim_order(
+        &mut tx,
+        &order.id,
+        member_id,
+        accrued.earning.points,
+        accrued.rule_version,
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok(ClaimReceipt {
+        order_id: order.id,
+        points_earned: accrued.earning.points,
+        explanation: accrued.earning.lines,
+        balance: accrued.balance,
+        tier: accrued.tier,
+    })
+}
+
+/// `POST /api/v1/orders/preview`: what an order would earn, and why. Writes nothing.
+pub async fn preview_order(
+    app: &Regulars,
+    caller: &Principal,
+    input: PreviewOrder,
+) -> AppResult<PreviewAnswer> {
+    caller.check(Action::PointsRead, Some(&input.store_code))?;
+    let store = require_store_row(app, &input.store_code).await?;
+    let (occurred_at, local) = match &input.occurred_at {
+        Some(t) => parse_time(app, "occurred_at", t)?,
+        None => {
+            let now = chrono::Utc::now().with_timezone(&app.timezone);
+            (now.fixed_offset(), now.naive_local())
+        }
+    };
+    let order = Order::new(input.channel, occurred_at, local, input.items, input.paid_fen)?;
+    let config = app.loyalty.get(app).await?;
+    let mut conn = app.db.reader().await?;
+    let member = match &input.member_id {
+        Some(id) => Some(
+            ledger_repo::read_member(&mut conn, id)
+                .await?
+                .ok_or(AppError::NotFound { what: "member" })?,
+        ),
+        None => None,
+    };
+    let tier = input
+        .tier
+        .or_else(|| member.as_ref().and_then(|m| Tier::parse(&m.tier)))
+        .unwrap_or(Tier::Regular);
+    let points_earned_today = match &member {
+        Some(m) if config.rules.has_daily_cap() => {
+            let (from, to) = local_day_bounds(app, order.local_time);
+            repo::points_earned_between(&mut conn, &m.id, from, to).await?
+        }
+        _ => 0,
+    };
+    let earning = earn(
+        &EarnContext {
+            order: &order,
+            store_code: &store.code,
+            brand_code: &store.brand_code,
+            tier,
+            tier_multiplier_permille: config.tiers.benefits(tier).multiplier_permille,
+            birthday_month: member.as_ref().and_then(|m| m.birth_month.map(|b| b as u32)),
+            points_earned_today,
+            new_skus: &config.new_skus,
+        },
+        &config.rules,
+    );
+    Ok(PreviewAnswer {
+        points: earning.points,
+        eligible_fen: earning.eligible_fen,
+        explanation: earning.lines,
+        tier,
+        rule_version: config.rules.version,
+    })
+}
+
+async fn require_store_row(app: &Regulars, code: &str) -> AppResult<regulars_store::chain::StoreRow> {
+    require_store(app, code).await?;
+    let mut conn = app.db.reader().await?;
+    chain::get_store(&mut conn, code)
+        .await?
+        .ok_or(AppError::NotFound { what: "store" })
+}
