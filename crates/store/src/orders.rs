@@ -1,7 +1,7 @@
 //! Order rows, their lines, refunds, and the sums tiers and caps need.
 
 use crate::error::{SqlxResultExt, StoreResult};
-use sqlx::{AnyConnection, FromRow, QueryBuilder, Row};
+use sqlx::{AnyConnection, FromRow, Row};
 
 pub struct NewOrderRow<'a> {
     pub id: &'a str,
@@ -67,26 +67,44 @@ pub async fn insert_items(
     if items.is_empty() {
         return Ok(());
     }
-    // 11 binds per line; stay far below both backends' bind limits.
+    // 11 binds per line, `$n` placeholders written out (sqlx's QueryBuilder
+    // writes `?` for the Any driver, which PostgreSQL does not read); chunks
+    // stay far below both backends' bind limits.
     for (chunk_no, chunk) in items.chunks(80).enumerate() {
-        let mut q = QueryBuilder::<sqlx::Any>::new(
+        let mut sql = String::from(
             "INSERT INTO order_items (order_id, line, sku, name, category, quantity, unit_price_fen, \
-             discount_fen, voided, comped, staff_meal) ",
+             discount_fen, voided, comped, staff_meal) VALUES ",
         );
-        q.push_values(chunk.iter().enumerate(), |mut b, (i, item)| {
-            b.push_bind(order_id)
-                .push_bind((chunk_no * 80 + i + 1) as i64)
-                .push_bind(item.sku)
-                .push_bind(item.name)
-                .push_bind(item.category)
-                .push_bind(item.quantity)
-                .push_bind(item.unit_price_fen)
-                .push_bind(item.discount_fen)
-                .push_bind(item.voided as i64)
-                .push_bind(item.comped as i64)
-                .push_bind(item.staff_meal as i64);
-        });
-        q.build().execute(&mut *conn).await.store()?;
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let b = i * 11;
+            sql.push('(');
+            sql.push_str(
+                &(1..=11)
+                    .map(|k| format!("${}", b + k))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            sql.push(')');
+        }
+        let mut q = sqlx::query(&sql);
+        for (i, item) in chunk.iter().enumerate() {
+            q = q
+                .bind(order_id)
+                .bind((chunk_no * 80 + i + 1) as i64)
+                .bind(item.sku)
+                .bind(item.name)
+                .bind(item.category)
+                .bind(item.quantity)
+                .bind(item.unit_price_fen)
+                .bind(item.discount_fen)
+                .bind(item.voided as i64)
+                .bind(item.comped as i64)
+                .bind(item.staff_meal as i64);
+        }
+        q.execute(&mut *conn).await.store()?;
     }
     Ok(())
 }
@@ -112,7 +130,8 @@ pub struct OrderRow {
     pub created_at: i64,
 }
 
-const ORDER_COLUMNS: &str = "id, store_code, pos_order_id, member_id, channel, occurred_at, paid_fen, \
+const ORDER_COLUMNS: &str =
+    "id, store_code, pos_order_id, member_id, channel, occurred_at, paid_fen, \
     eligible_fen, qualifying_fen, refunded_fen, points_earned, points_reversed, receipt_code, \
     request_hash, response_json, claimed_at, created_at";
 
