@@ -276,6 +276,16 @@ pub async fn prepare(regulars: &Regulars) -> anyhow::Result<DemoLogin> {
         );
         seed_chain(regulars, &admin).await?;
         seed_members(regulars, &admin).await?;
+        let orders = seed_orders(regulars, &admin).await?;
+        // Expire what two years of history has let lapse, send reminders,
+        // review tiers and give this month's birthday gifts, as of now.
+        let report = regulars_server::app::jobs::run_due(regulars, now_ms())
+            .await
+            .map_err(|e| anyhow::anyhow!("demo jobs: {e}"))?;
+        eprintln!(
+            "  {orders} orders over two years; {} points expired, {} birthday gifts",
+            report.expired_points, report.birthday_gifts
+        );
         let mut conn = regulars.db.writer().await?;
         staff::put_setting(&mut conn, SEEDED_KEY, &now_ms().to_string()).await?;
     }
@@ -297,4 +307,168 @@ pub async fn prepare(regulars: &Regulars) -> anyhow::Result<DemoLogin> {
         password,
         api_key,
     })
+}
+
+/// Two years of visits for every demo member, sent through the same order
+/// path the POS uses, member by member in time order, so balances, lots,
+/// tiers and refunds are what the real engine makes of them. Visit rates are
+/// heterogeneous (a few regulars, many occasional guests) and some guests
+/// stop coming, so expiring points, dormant members and every tier show up.
+async fn seed_orders(regulars: &Regulars, admin: &Principal) -> anyhow::Result<u64> {
+    use chrono::{Duration, Timelike};
+    use regulars_core::order::Channel;
+    use regulars_server::app::orders;
+
+    let mut guests: Vec<(String, String)> = Vec::new();
+    let mut after = None;
+    loop {
+        let page = members::list_members(
+            regulars,
+            admin,
+            members::MemberQuery {
+                limit: Some(200),
+                after: after.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("demo members: {e}"))?;
+        guests.extend(
+            page.members
+                .into_iter()
+                .map(|m| (m.id, m.home_store.unwrap_or_else(|| "CD01".into()))),
+        );
+        match page.next_after {
+            Some(a) => after = Some(a),
+            None => break,
+        }
+    }
+    let mut rng = StdRng::seed_from_u64(2_024_11_24);
+    let now = chrono::Utc::now().with_timezone(&regulars.timezone);
+    let start = now - Duration::days(730);
+    let bar = ProgressBar::new(guests.len() as u64).with_style(
+        ProgressStyle::with_template("  orders  {bar:40} {pos}/{len} members {msg} {eta}")
+            .expect("static progress template"),
+    );
+    let mut sent = 0u64;
+    for (g, (member_id, home)) in guests.iter().enumerate() {
+        // Visits per 30 days: most guests rarely, a tenth of them often.
+        let rate: f64 = if rng.gen_bool(0.1) {
+            rng.gen_range(1.5..4.0)
+        } else {
+            rng.gen_range(0.05..0.9)
+        };
+        let joined = start + Duration::days(rng.gen_range(0..500));
+        let leaves = if rng.gen_bool(0.35) {
+            joined + Duration::days(rng.gen_range(60..600))
+        } else {
+            now
+        };
+        let mut t = joined;
+        let mut n = 0;
+        loop {
+            let gap = -(1.0 - rng.gen::<f64>()).ln() * 30.0 / rate;
+            t += Duration::minutes((gap * 1440.0) as i64 + 1);
+            if t >= leaves.min(now - Duration::hours(2)) {
+                break;
+            }
+            let (h, m) = if rng.gen_bool(0.4) {
+                (rng.gen_range(11..13), rng.gen_range(0..60))
+            } else {
+                (rng.gen_range(17..21), rng.gen_range(0..60))
+            };
+            let Some(at) = t
+                .with_hour(h)
+                .and_then(|x| x.with_minute(m))
+                .and_then(|x| x.with_second(0))
+            else {
+                continue;
+            };
+            let store = if rng.gen_bool(0.8) {
+                home.clone()
+            } else {
+                STORES[rng.gen_range(0..STORES.len())].0.to_string()
+            };
+            let party = rng.gen_range(1..7i64);
+            let mut items = Vec::new();
+            let base = MENU[rng.gen_range(0..5)];
+            items.push(line(base, 1));
+            for _ in 0..(2 + party + rng.gen_range(0..3)) {
+                let dish = MENU[rng.gen_range(5..28)];
+                items.push(line(dish, rng.gen_range(1..3)));
+            }
+            if rng.gen_bool(0.05) {
+                items[1].comped = true;
+            }
+            if rng.gen_bool(0.04) {
+                let last = items.len() - 1;
+                items[last].voided = true;
+            }
+            let total: i64 = items
+                .iter()
+                .filter(|l| !l.voided && !l.comped)
+                .map(|l| l.quantity * l.unit_price_fen)
+                .sum();
+            let discount = if rng.gen_bool(0.2) { total / 10 } else { 0 };
+            let channel = match rng.gen_range(0..100) {
+                0..=84 => Channel::DineIn,
+                85..=89 => Channel::Takeaway,
+                90..=96 => Channel::Delivery,
+                _ => Channel::Online,
+            };
+            n += 1;
+            let pos_order_id = format!("DEMO-{g:04}-{n:03}");
+            orders::ingest_order(
+                regulars,
+                admin,
+                orders::IngestOrder {
+                    store_code: store.clone(),
+                    pos_order_id: pos_order_id.clone(),
+                    member_id: Some(member_id.clone()),
+                    member_phone: None,
+                    occurred_at: at.to_rfc3339(),
+                    channel,
+                    items,
+                    paid_fen: total - discount,
+                    party_size: Some(party),
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("demo order: {e}"))?;
+            sent += 1;
+            // One order in a hundred is partly refunded (a dish sent back).
+            if rng.gen_bool(0.01) {
+                orders::refund_order(
+                    regulars,
+                    admin,
+                    &store,
+                    &pos_order_id,
+                    orders::RefundOrder {
+                        refund_id: format!("R-{pos_order_id}"),
+                        amount_fen: ((total - discount) / 5).max(1),
+                    },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("demo refund: {e}"))?;
+            }
+        }
+        bar.inc(1);
+        bar.set_message(format!("{sent} orders"));
+    }
+    bar.finish_and_clear();
+    Ok(sent)
+}
+
+fn line(dish: (&str, &str, &str, i64, i64, bool), quantity: i64) -> regulars_core::order::OrderLine {
+    regulars_core::order::OrderLine {
+        sku: dish.0.into(),
+        name: dish.1.into(),
+        category: dish.2.into(),
+        quantity,
+        unit_price_fen: dish.4,
+        discount_fen: 0,
+        voided: false,
+        comped: false,
+        staff_meal: false,
+    }
 }

@@ -117,7 +117,11 @@ fn parse_key(field: &'static str, value: &str) -> AppResult<String> {
     Ok(v.to_string())
 }
 
-fn parse_time(app: &Regulars, field: &'static str, value: &str) -> AppResult<(DateTime<chrono::FixedOffset>, chrono::NaiveDateTime)> {
+fn parse_time(
+    app: &Regulars,
+    field: &'static str,
+    value: &str,
+) -> AppResult<(DateTime<chrono::FixedOffset>, chrono::NaiveDateTime)> {
     let at = DateTime::parse_from_rfc3339(value).map_err(|_| DomainError::InvalidDate {
         field,
         reason: "expected RFC 3339 with offset, e.g. 2026-03-04T12:30:00+08:00".into(),
@@ -267,7 +271,7 @@ async fn accrue(
             &format!("order {order_id}: 12-month spend ¥{}", spend_after / 100),
             spend_after,
             actor,
-            now_ms(),
+            at,
         )
         .await?;
         ledger_repo::emit(
@@ -389,9 +393,12 @@ pub async fn ingest_order(
         let mut conn = app.db.reader().await?;
         let store = chain::get_store(&mut conn, &store_code)
             .await?
-            .ok_or_else(|| AppError::unprocessable("unknown_store", format!("no store {store_code}")))?;
+            .ok_or_else(|| {
+                AppError::unprocessable("unknown_store", format!("no store {store_code}"))
+            })?;
         // A replay must not depend on the member still resolving the same way.
-        if let Some(existing) = repo::order_by_pos_id(&mut conn, &store_code, &pos_order_id).await? {
+        if let Some(existing) = repo::order_by_pos_id(&mut conn, &store_code, &pos_order_id).await?
+        {
             return replay_order(existing, &hash);
         }
         let member = resolve_member(
@@ -426,7 +433,9 @@ pub async fn ingest_order(
     )
     .await?;
     if !inserted {
-        tx.rollback().await.map_err(regulars_store::StoreError::from_sqlx)?;
+        tx.rollback()
+            .await
+            .map_err(regulars_store::StoreError::from_sqlx)?;
         let mut conn = app.db.reader().await?;
         let existing = repo::order_by_pos_id(&mut conn, &store_code, &pos_order_id)
             .await?
@@ -434,7 +443,7 @@ pub async fn ingest_order(
         return replay_order(existing, &hash);
     }
     repo::insert_items(&mut tx, &order_id, &items_of(&order)).await?;
-    let receipt = match &member_id {
+    let (receipt, rule_version) = match &member_id {
         Some(member_id) => {
             let member = ledger_repo::lock_member(&mut tx, member_id, now_ms())
                 .await?
@@ -450,7 +459,7 @@ pub async fn ingest_order(
                 &caller.actor,
             )
             .await?;
-            OrderReceipt {
+            let receipt = OrderReceipt {
                 order_id: order_id.clone(),
                 member_id: Some(member_id.clone()),
                 points_earned: accrued.earning.points,
@@ -458,21 +467,27 @@ pub async fn ingest_order(
                 balance: Some(accrued.balance),
                 tier: Some(accrued.tier),
                 receipt_code: code,
-            }
+            };
+            // The version the points were worked out with (the cache may
+            // have moved on since).
+            (receipt, accrued.rule_version)
         }
-        None => OrderReceipt {
-            order_id: order_id.clone(),
-            member_id: None,
-            points_earned: 0,
-            explanation: vec![ExplanationLine {
-                rule: "no_member".into(),
-                text: "未关联会员，不积分；凭小票码 7 天内注册可补积分".into(),
-                points: 0,
-            }],
-            balance: None,
-            tier: None,
-            receipt_code: code,
-        },
+        None => (
+            OrderReceipt {
+                order_id: order_id.clone(),
+                member_id: None,
+                points_earned: 0,
+                explanation: vec![ExplanationLine {
+                    rule: "no_member".into(),
+                    text: "未关联会员，不积分；凭小票码 7 天内注册可补积分".into(),
+                    points: 0,
+                }],
+                balance: None,
+                tier: None,
+                receipt_code: code,
+            },
+            app.loyalty.get(app).await?.rules.version,
+        ),
     };
     let recorded = Recorded::first(&receipt)?;
     repo::settle_order(
@@ -480,7 +495,7 @@ pub async fn ingest_order(
         &order_id,
         member_id.as_deref(),
         receipt.points_earned,
-        app.loyalty.get(app).await?.rules.version,
+        rule_version,
         None,
         &recorded.json,
     )
@@ -517,7 +532,12 @@ pub async fn refund_order(
         .await?
         .ok_or(AppError::NotFound { what: "order" })?;
     if let Some(done) = repo::refund_by_id(&mut tx, store_code, &refund_id).await? {
-        return Recorded::replay(&done.request_hash, &hash, done.response_json, "this refund_id");
+        return Recorded::replay(
+            &done.request_hash,
+            &hash,
+            done.response_json,
+            "this refund_id",
+        );
     }
     if order.refunded_fen + input.amount_fen > order.paid_fen {
         return Err(AppError::unprocessable(
@@ -626,12 +646,19 @@ pub async fn refund_order(
     .await?;
     if !inserted {
         // The same refund_id, concurrently, for another order of this store.
-        tx.rollback().await.map_err(regulars_store::StoreError::from_sqlx)?;
+        tx.rollback()
+            .await
+            .map_err(regulars_store::StoreError::from_sqlx)?;
         let mut conn = app.db.reader().await?;
         let done = repo::refund_by_id(&mut conn, store_code, &refund_id)
             .await?
             .ok_or(AppError::NotFound { what: "refund" })?;
-        return Recorded::replay(&done.request_hash, &hash, done.response_json, "this refund_id");
+        return Recorded::replay(
+            &done.request_hash,
+            &hash,
+            done.response_json,
+            "this refund_id",
+        );
     }
     repo::record_refund_on_order(
         &mut tx,
@@ -644,8 +671,6 @@ pub async fn refund_order(
     commit(tx).await?;
     Ok(recorded)
 }
-
-/// `POST /api/v1/members/{id}/claims`
 
 /// `POST /api/v1/members/{id}/claims`: a guest who joined after eating
 /// enters the receipt code within the claim window and earns for the order.
@@ -762,7 +787,13 @@ pub async fn preview_order(
             (now.fixed_offset(), now.naive_local())
         }
     };
-    let order = Order::new(input.channel, occurred_at, local, input.items, input.paid_fen)?;
+    let order = Order::new(
+        input.channel,
+        occurred_at,
+        local,
+        input.items,
+        input.paid_fen,
+    )?;
     let config = app.loyalty.get(app).await?;
     let mut conn = app.db.reader().await?;
     let member = match &input.member_id {
@@ -791,7 +822,9 @@ pub async fn preview_order(
             brand_code: &store.brand_code,
             tier,
             tier_multiplier_permille: config.tiers.benefits(tier).multiplier_permille,
-            birthday_month: member.as_ref().and_then(|m| m.birth_month.map(|b| b as u32)),
+            birthday_month: member
+                .as_ref()
+                .and_then(|m| m.birth_month.map(|b| b as u32)),
             points_earned_today,
             new_skus: &config.new_skus,
         },
@@ -806,7 +839,10 @@ pub async fn preview_order(
     })
 }
 
-async fn require_store_row(app: &Regulars, code: &str) -> AppResult<regulars_store::chain::StoreRow> {
+async fn require_store_row(
+    app: &Regulars,
+    code: &str,
+) -> AppResult<regulars_store::chain::StoreRow> {
     require_store(app, code).await?;
     let mut conn = app.db.reader().await?;
     chain::get_store(&mut conn, code)
