@@ -84,35 +84,26 @@ pub fn allocate(lots: &[OpenLot], points: i64) -> Option<Vec<Allocation>> {
     if points < 0 {
         return None;
     }
-    let mut order: Vec<&OpenLot> = lots.iter().filter(|l| l.remaining > 0).collect();
+    let mut order = lots.to_vec();
     order.sort_by_key(|l| (l.expires_at, l.id));
-    let mut left = points;
-    let mut taken = Vec::new();
-    for lot in order {
-        if left == 0 {
-            break;
-        }
-        let take = lot.remaining.min(left);
-        taken.push(Allocation {
-            lot_id: lot.id,
-            points: take,
-        });
-        left -= take;
-    }
-    (left == 0).then_some(taken)
+    let taken = take_in_order(&order, points);
+    (taken.iter().map(|a| a.points).sum::<i64>() == points).then_some(taken)
 }
 
 /// Take as much as possible of `points` (a refund clawback takes what is
 /// there; the rest becomes a shortfall). Lots of `prefer` (the refunded
 /// order's own lot) go first, then soonest-expiring.
 pub fn allocate_up_to(lots: &[OpenLot], points: i64, prefer: Option<i64>) -> Vec<Allocation> {
-    let held: i64 = lots.iter().map(|l| l.remaining.max(0)).sum();
-    let want = points.clamp(0, held);
-    let mut ordered: Vec<OpenLot> = lots.to_vec();
-    ordered.sort_by_key(|l| (Some(l.id) != prefer, l.expires_at, l.id));
-    let mut left = want;
+    let mut order = lots.to_vec();
+    order.sort_by_key(|l| (Some(l.id) != prefer, l.expires_at, l.id));
+    take_in_order(&order, points.max(0))
+}
+
+/// Walk the lots in the given order, taking from each until `points` are taken.
+fn take_in_order(lots: &[OpenLot], points: i64) -> Vec<Allocation> {
+    let mut left = points;
     let mut taken = Vec::new();
-    for lot in ordered.iter().filter(|l| l.remaining > 0) {
+    for lot in lots.iter().filter(|l| l.remaining > 0) {
         if left == 0 {
             break;
         }

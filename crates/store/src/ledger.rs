@@ -272,21 +272,8 @@ pub async fn expiring_of(
         .store()
 }
 
-/// Lots past their expiry with points left (the expiry job's work list).
-pub async fn expired_lots(
-    conn: &mut AnyConnection,
-    now: i64,
-    limit: i64,
-) -> StoreResult<Vec<(String, LotRow)>> {
-    let rows = sqlx::query(
-        "SELECT member_id, entry_id, points, remaining, earned_at, expires_at FROM lots \
-         WHERE remaining > 0 AND expires_at <= $1 ORDER BY expires_at, entry_id LIMIT $2",
-    )
-    .bind(now)
-    .bind(limit)
-    .fetch_all(conn)
-    .await
-    .store()?;
+/// `(member_id, lot)` rows of `SELECT member_id, entry_id, points, remaining, earned_at, expires_at`.
+fn member_lots(rows: &[sqlx::any::AnyRow]) -> StoreResult<Vec<(String, LotRow)>> {
     rows.iter()
         .map(|r| {
             Ok((
@@ -304,6 +291,24 @@ pub async fn expired_lots(
         .store()
 }
 
+/// Lots past their expiry with points left (the expiry job's work list).
+pub async fn expired_lots(
+    conn: &mut AnyConnection,
+    now: i64,
+    limit: i64,
+) -> StoreResult<Vec<(String, LotRow)>> {
+    let rows = sqlx::query(
+        "SELECT member_id, entry_id, points, remaining, earned_at, expires_at FROM lots \
+         WHERE remaining > 0 AND expires_at <= $1 ORDER BY expires_at, entry_id LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .store()?;
+    member_lots(&rows)
+}
+
 /// Lots expiring in `(from, to]` with points left: reminder candidates.
 pub async fn lots_expiring_between(
     conn: &mut AnyConnection,
@@ -319,21 +324,7 @@ pub async fn lots_expiring_between(
     .fetch_all(conn)
     .await
     .store()?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get::<String, _>(0)?,
-                LotRow {
-                    entry_id: r.try_get(1)?,
-                    points: r.try_get(2)?,
-                    remaining: r.try_get(3)?,
-                    earned_at: r.try_get(4)?,
-                    expires_at: r.try_get(5)?,
-                },
-            ))
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .store()
+    member_lots(&rows)
 }
 
 /// Insert an event into the outbox in the caller's transaction. A second
@@ -371,10 +362,7 @@ pub struct OutboxRow {
     pub created_at: i64,
 }
 
-pub async fn outbox_of(
-    conn: &mut AnyConnection,
-    member_id: &str,
-) -> StoreResult<Vec<OutboxRow>> {
+pub async fn outbox_of(conn: &mut AnyConnection, member_id: &str) -> StoreResult<Vec<OutboxRow>> {
     sqlx::query_as::<_, OutboxRow>(
         "SELECT id, kind, member_id, subject, payload, created_at FROM outbox_events \
          WHERE member_id = $1 ORDER BY id",
@@ -452,6 +440,7 @@ pub async fn stored_result(
     .store()
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn insert_tier_change(
     conn: &mut AnyConnection,
     member_id: &str,
