@@ -17,11 +17,11 @@ pub mod members;
 pub mod orders;
 /// Staff users, API keys, console sessions and the audit log.
 pub mod staff;
-/// The ledger invariants as SQL (`regulars verify`).
-pub mod verify;
 /// Fresh databases for tests.
 #[cfg(feature = "test-support")]
 pub mod testing;
+/// The ledger invariants as SQL (`regulars verify`).
+pub mod verify;
 
 /// A database connection of either backend.
 pub type Conn = sqlx::AnyConnection;

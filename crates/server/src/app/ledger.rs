@@ -14,6 +14,7 @@ use regulars_store::{orders, staff, Conn};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
@@ -178,6 +179,9 @@ pub fn rfc3339(app: &Regulars, ms: i64) -> String {
 #[derive(Default)]
 pub struct LoyaltyConfig {
     cached: RwLock<Option<(Instant, Arc<Loaded>)>>,
+    /// Bumped by [`LoyaltyConfig::invalidate`]: a load that started before
+    /// an edit must not put the old settings back into the cache.
+    generation: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -200,14 +204,20 @@ impl LoyaltyConfig {
                 return Ok(loaded.clone());
             }
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let loaded = Arc::new(load(app).await?);
-        *self.cached.write().await = Some((Instant::now(), loaded.clone()));
+        let mut cached = self.cached.write().await;
+        if self.generation.load(Ordering::SeqCst) == generation {
+            *cached = Some((Instant::now(), loaded.clone()));
+        }
         Ok(loaded)
     }
 
     /// Forget the cache (after an edit on this node).
     pub async fn invalidate(&self) {
-        *self.cached.write().await = None;
+        let mut cached = self.cached.write().await;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        *cached = None;
     }
 }
 

@@ -170,6 +170,15 @@ pub async fn tier_of(app: &Regulars, caller: &Principal, member_id: &str) -> App
         orders::qualifying_spend(&mut conn, member_id, tier_window_start(now), now, None).await?;
     let tier = Tier::parse(&member.tier).unwrap_or(Tier::Regular);
     let next = config.tiers.next_tier(tier, spend);
+    let floor = member
+        .tier_floor
+        .as_deref()
+        .and_then(Tier::parse)
+        .filter(|_| member.tier_floor_until.is_some_and(|u| u > now));
+    let held = config
+        .tiers
+        .tier_for_spend(spend)
+        .max(floor.unwrap_or(Tier::Regular));
     let history = repo::tier_history_of(&mut conn, member_id)
         .await?
         .into_iter()
@@ -187,16 +196,14 @@ pub async fn tier_of(app: &Regulars, caller: &Principal, member_id: &str) -> App
         next_tier: next.map(|n| n.0),
         spend_to_next_fen: next.map(|n| n.1),
         benefits: config.tiers.benefits(tier),
-        floor: member
-            .tier_floor
-            .as_deref()
-            .and_then(Tier::parse)
-            .filter(|_| member.tier_floor_until.is_some_and(|u| u > now)),
+        floor,
         floor_until: member
             .tier_floor_until
             .filter(|u| *u > now)
             .map(|u| rfc3339(app, u)),
-        downgrade_pending: member.tier_grace_since.is_some(),
+        // In grace, and the spend (or a floor) does not hold the tier now:
+        // a guest who spent again during the grace is not told otherwise.
+        downgrade_pending: member.tier_grace_since.is_some() && held < tier,
         history,
     })
 }
@@ -228,11 +235,9 @@ pub fn idempotency_key(key: Option<&str>) -> AppResult<String> {
         ));
     }
     if key.chars().count() > 128 || key.chars().any(char::is_control) {
-        return Err(DomainError::invalid(
-            "Idempotency-Key",
-            "at most 128 printable characters",
-        )
-        .into());
+        return Err(
+            DomainError::invalid("Idempotency-Key", "at most 128 printable characters").into(),
+        );
     }
     Ok(key.to_string())
 }
@@ -241,7 +246,13 @@ pub fn idempotency_key(key: Option<&str>) -> AppResult<String> {
 /// the same key with another request is 409. The key is claimed in the same
 /// transaction as the change, so a crash leaves neither or both; a failed
 /// change (e.g. not enough points) stores nothing, and may be retried.
-async fn once<F>(app: &Regulars, scope: &str, key: &str, hash: &str, change: F) -> AppResult<Recorded>
+async fn once<F>(
+    app: &Regulars,
+    scope: &str,
+    key: &str,
+    hash: &str,
+    change: F,
+) -> AppResult<Recorded>
 where
     F: for<'t> FnOnce(&'t mut Tx) -> futures_boxed::BoxFuture<'t, AppResult<String>>,
 {
@@ -252,10 +263,18 @@ where
             .await
             .map_err(regulars_store::StoreError::from_sqlx)?;
         let mut conn = app.db.reader().await?;
-        let stored = repo::stored_result(&mut conn, scope, key)
-            .await?
-            .ok_or(AppError::NotFound { what: "idempotency key" })?;
-        return Recorded::replay(&stored.request_hash, hash, stored.response_json, "this Idempotency-Key");
+        let stored =
+            repo::stored_result(&mut conn, scope, key)
+                .await?
+                .ok_or(AppError::NotFound {
+                    what: "idempotency key",
+                })?;
+        return Recorded::replay(
+            &stored.request_hash,
+            hash,
+            stored.response_json,
+            "this Idempotency-Key",
+        );
     }
     let json = change(&mut tx).await?;
     repo::finish_key(&mut tx, scope, key, 201, &json).await?;
@@ -289,7 +308,10 @@ pub async fn redeem(
     }
     {
         let mut conn = app.db.reader().await?;
-        if chain::get_store(&mut conn, &input.store_code).await?.is_none() {
+        if chain::get_store(&mut conn, &input.store_code)
+            .await?
+            .is_none()
+        {
             return Err(AppError::unprocessable(
                 "unknown_store",
                 format!("no store {}", input.store_code),
@@ -400,7 +422,9 @@ pub async fn transfer(
         return Err(DomainError::invalid("points", "must be between 1 and 100000000").into());
     }
     if input.to_member_id == member_id {
-        return Err(DomainError::invalid("to_member_id", "cannot transfer to the same member").into());
+        return Err(
+            DomainError::invalid("to_member_id", "cannot transfer to the same member").into(),
+        );
     }
     let hash = ledger::request_hash(&input);
     let scope = format!("transfer:{member_id}");
@@ -542,18 +566,26 @@ pub async fn adjust(
     input: Adjust,
 ) -> AppResult<Recorded> {
     let kind = input.kind.unwrap_or(EntryKind::Adjust);
-    let action = if caller.role == Role::Partner {
+    // A bonus is a grant of points (HQ, partners within their quota);
+    // adjustments and compensation are staff corrections. One kind, one
+    // row of the permission matrix: a partner key cannot "adjust".
+    let action = if kind == EntryKind::Bonus {
         Action::PointsGrant
     } else {
         Action::PointsAdjust
     };
     caller.check(action, None)?;
     let key = idempotency_key(key)?;
-    if !matches!(kind, EntryKind::Adjust | EntryKind::Bonus | EntryKind::Compensation) {
+    if !matches!(
+        kind,
+        EntryKind::Adjust | EntryKind::Bonus | EntryKind::Compensation
+    ) {
         return Err(DomainError::invalid("kind", "adjust, bonus or compensation").into());
     }
     if input.points == 0 || input.points.abs() > 100_000_000 {
-        return Err(DomainError::invalid("points", "non-zero, at most 100000000 either way").into());
+        return Err(
+            DomainError::invalid("points", "non-zero, at most 100000000 either way").into(),
+        );
     }
     if input.points < 0 && kind != EntryKind::Adjust {
         return Err(DomainError::invalid("points", "bonus and compensation add points").into());
@@ -566,7 +598,10 @@ pub async fn adjust(
         if input.points.abs() > limit {
             return Err(AppError::unprocessable(
                 "over_adjust_limit",
-                format!("a {} may adjust at most {limit} points at once; ask HQ", caller.role),
+                format!(
+                    "a {} may adjust at most {limit} points at once; ask HQ",
+                    caller.role
+                ),
             ));
         }
     }
@@ -602,8 +637,15 @@ pub async fn adjust(
             };
             let balance = member.points_balance + input.points;
             repo::save_member(tx, &member_id, balance, member.points_debt, &member.tier).await?;
-            staff::audit(tx, &actor, "points.adjust", &format!("member:{member_id}"),
-                &format!("{} {} ({reason})", kind.as_str(), input.points), now).await?;
+            staff::audit(
+                tx,
+                &actor,
+                "points.adjust",
+                &format!("member:{member_id}"),
+                &format!("{} {} ({reason})", kind.as_str(), input.points),
+                now,
+            )
+            .await?;
             Ok(Recorded::first(&AdjustReceipt {
                 entry_id: entry.to_string(),
                 points: input.points,
@@ -638,13 +680,22 @@ pub async fn rules(app: &Regulars, caller: &Principal) -> AppResult<RulesView> {
     let loaded = app.loyalty.get(app).await?;
     Ok(RulesView {
         version: loaded.rules.version,
-        summaries: loaded.rules.rules.iter().map(regulars_core::earning::describe).collect(),
+        summaries: loaded
+            .rules
+            .rules
+            .iter()
+            .map(regulars_core::earning::describe)
+            .collect(),
         rules: loaded.rules.rules.clone(),
     })
 }
 
 /// Replace the rule set: a new version; older versions stay for the record.
-pub async fn put_rules(app: &Regulars, caller: &Principal, input: PutRules) -> AppResult<RulesView> {
+pub async fn put_rules(
+    app: &Regulars,
+    caller: &Principal,
+    input: PutRules,
+) -> AppResult<RulesView> {
     caller.check(Action::RulesManage, None)?;
     validate_rules(&input.rules)?;
     let json = serde_json::to_string(&input.rules)
@@ -658,12 +709,24 @@ pub async fn put_rules(app: &Regulars, caller: &Principal, input: PutRules) -> A
         now_ms(),
     )
     .await?;
-    staff::audit(&mut tx, &caller.actor, "earning_rules.put", "earning_rules", &format!("version {version}"), now_ms()).await?;
+    staff::audit(
+        &mut tx,
+        &caller.actor,
+        "earning_rules.put",
+        "earning_rules",
+        &format!("version {version}"),
+        now_ms(),
+    )
+    .await?;
     commit(tx).await?;
     app.loyalty.invalidate().await;
     Ok(RulesView {
         version,
-        summaries: input.rules.iter().map(regulars_core::earning::describe).collect(),
+        summaries: input
+            .rules
+            .iter()
+            .map(regulars_core::earning::describe)
+            .collect(),
         rules: input.rules,
     })
 }
@@ -677,9 +740,13 @@ pub async fn put_tier_policy(
     caller.check(Action::RulesManage, None)?;
     let mut last = -1;
     for tier in Tier::ALL {
-        let b = policy.tiers.iter().find(|b| b.tier == tier).ok_or_else(|| {
-            DomainError::invalid("tiers", format!("missing tier {}", tier.as_str()))
-        })?;
+        let b = policy
+            .tiers
+            .iter()
+            .find(|b| b.tier == tier)
+            .ok_or_else(|| {
+                DomainError::invalid("tiers", format!("missing tier {}", tier.as_str()))
+            })?;
         if b.threshold_fen <= last || (tier == Tier::Regular && b.threshold_fen != 0) {
             return Err(DomainError::invalid(
                 "tiers",
@@ -688,7 +755,8 @@ pub async fn put_tier_policy(
             .into());
         }
         last = b.threshold_fen;
-        if !(1000..=10_000).contains(&b.multiplier_permille) || !(1..=120).contains(&b.expiry_months)
+        if !(1000..=10_000).contains(&b.multiplier_permille)
+            || !(1..=120).contains(&b.expiry_months)
             || b.birthday_points < 0
         {
             return Err(DomainError::invalid(
@@ -702,7 +770,15 @@ pub async fn put_tier_policy(
         .map_err(|e| AppError::unprocessable("invalid_policy", e.to_string()))?;
     let mut tx = app.db.begin().await?;
     staff::put_setting(&mut tx, TIER_POLICY_SETTING, &json).await?;
-    staff::audit(&mut tx, &caller.actor, "tier_policy.put", "tier_policy", "", now_ms()).await?;
+    staff::audit(
+        &mut tx,
+        &caller.actor,
+        "tier_policy.put",
+        "tier_policy",
+        "",
+        now_ms(),
+    )
+    .await?;
     commit(tx).await?;
     app.loyalty.invalidate().await;
     Ok(policy)
@@ -751,15 +827,46 @@ pub async fn set_tier_floor(
     let member = repo::lock_member(&mut tx, member_id, now)
         .await?
         .ok_or(AppError::NotFound { what: "member" })?;
-    repo::set_tier_marks(&mut tx, member_id, None, Some(input.tier.as_str()), Some(until_ms)).await?;
+    // A pending downgrade stays pending: a floor is no reason to restart the grace.
+    repo::set_tier_marks(
+        &mut tx,
+        member_id,
+        member.tier_grace_since,
+        Some(input.tier.as_str()),
+        Some(until_ms),
+    )
+    .await?;
     let current = Tier::parse(&member.tier).unwrap_or(Tier::Regular);
     if input.tier > current {
-        repo::save_member(&mut tx, member_id, member.points_balance, member.points_debt, input.tier.as_str()).await?;
-        repo::insert_tier_change(&mut tx, member_id, current.as_str(), input.tier.as_str(),
-            &format!("manual floor until {until}: {reason}"), 0, &caller.actor, now).await?;
+        repo::save_member(
+            &mut tx,
+            member_id,
+            member.points_balance,
+            member.points_debt,
+            input.tier.as_str(),
+        )
+        .await?;
+        repo::insert_tier_change(
+            &mut tx,
+            member_id,
+            current.as_str(),
+            input.tier.as_str(),
+            &format!("manual floor until {until}: {reason}"),
+            0,
+            &caller.actor,
+            now,
+        )
+        .await?;
     }
-    staff::audit(&mut tx, &caller.actor, "tier.floor", &format!("member:{member_id}"),
-        &format!("{} until {until}: {reason}", input.tier.as_str()), now).await?;
+    staff::audit(
+        &mut tx,
+        &caller.actor,
+        "tier.floor",
+        &format!("member:{member_id}"),
+        &format!("{} until {until}: {reason}", input.tier.as_str()),
+        now,
+    )
+    .await?;
     commit(tx).await?;
     tier_of(app, caller, member_id).await
 }

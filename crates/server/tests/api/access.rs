@@ -1,4 +1,5 @@
 use crate::helpers::{random_phone, Reply, TestApp};
+use crate::loyalty::{assert_ledger_sound, keyed_as};
 use crate::on_both_backends;
 use regulars_core::access::{allows, Action, Role};
 use serde_json::json;
@@ -120,6 +121,18 @@ async fn every_role_meets_the_permission_matrix(app: TestApp) {
             .unwrap()
             .to_string();
         let k = Some(key.as_str());
+        // An order (by HQ) to refund, and points to redeem: 100 points.
+        let order = |pos: String| {
+            json!({"store_code": "CD01", "pos_order_id": pos, "member_id": member,
+                "occurred_at": "2026-03-04T12:00:00+08:00", "channel": "dine_in",
+                "items": [{"sku": "D001", "name": "毛肚", "category": "荤菜", "quantity": 1, "unit_price_fen": 10_000}],
+                "paid_fen": 10_000})
+        };
+        let placed = app.post("/api/v1/orders", order(format!("R-{role}"))).await;
+        assert_eq!(placed.status, 201, "{}", placed.body);
+        let points = format!("/api/v1/members/{member}/points");
+        let redemptions = format!("/api/v1/members/{member}/redemptions");
+        let adjustments = format!("/api/v1/members/{member}/adjustments");
         let checks: Vec<(Action, Reply)> = vec![
             (Action::StoreRead, app.send("GET", "/api/v1/stores/CD01", k, None).await),
             (Action::StoreWrite, app.send("POST", "/api/v1/stores", k,
@@ -135,6 +148,18 @@ async fn every_role_meets_the_permission_matrix(app: TestApp) {
             (Action::MemberConsent, app.send("PUT", &format!("/api/v1/members/{member}/consents"), k,
                 Some(json!({"sms": true}))).await),
             (Action::MemberRevealPii, app.send("GET", &format!("/api/v1/members/{member}?reveal=true"), k, None).await),
+            (Action::OrderIngest, app.send("POST", "/api/v1/orders", k, Some(order(format!("I-{role}")))).await),
+            (Action::OrderRefund, app.send("POST", &format!("/api/v1/orders/CD01/R-{role}/refunds"), k,
+                Some(json!({"refund_id": format!("RF-{role}"), "amount_fen": 100}))).await),
+            (Action::PointsRead, app.send("GET", &points, k, None).await),
+            (Action::PointsRedeem, keyed_as(&app, &key, "POST", &redemptions, Some("redeem-1"),
+                Some(json!({"points": 1, "store_code": "CD01"}))).await),
+            (Action::PointsAdjust, keyed_as(&app, &key, "POST", &adjustments, Some("adjust-1"),
+                Some(json!({"points": 5, "reason": "补录积分"}))).await),
+            (Action::PointsGrant, keyed_as(&app, &key, "POST", &adjustments, Some("grant-1"),
+                Some(json!({"points": 5, "reason": "联名卡赠分", "kind": "bonus"}))).await),
+            (Action::RulesManage, app.send("PUT", "/api/v1/earning-rules", k,
+                Some(json!({"rules": [], "note": format!("by {role}")}))).await),
         ];
         for (action, reply) in checks {
             if allows(role, action) {
@@ -153,4 +178,5 @@ async fn every_role_meets_the_permission_matrix(app: TestApp) {
             }
         }
     }
+    assert_ledger_sound(&app).await;
 }

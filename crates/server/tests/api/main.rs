@@ -5,6 +5,8 @@ mod helpers;
 
 mod access;
 mod errors;
+mod loyalty;
 mod members;
 mod privacy;
+mod regressions;
 mod stores;
