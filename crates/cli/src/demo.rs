@@ -459,7 +459,10 @@ async fn seed_orders(regulars: &Regulars, admin: &Principal) -> anyhow::Result<u
     Ok(sent)
 }
 
-fn line(dish: (&str, &str, &str, i64, i64, bool), quantity: i64) -> regulars_core::order::OrderLine {
+fn line(
+    dish: (&str, &str, &str, i64, i64, bool),
+    quantity: i64,
+) -> regulars_core::order::OrderLine {
     regulars_core::order::OrderLine {
         sku: dish.0.into(),
         name: dish.1.into(),

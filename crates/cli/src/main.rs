@@ -238,7 +238,9 @@ async fn run() -> anyhow::Result<()> {
         } => {
             let now = match now {
                 Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
-                    .with_context(|| format!("--now {t}: expected RFC 3339, e.g. 2027-01-01T03:00:00+08:00"))?
+                    .with_context(|| {
+                        format!("--now {t}: expected RFC 3339, e.g. 2027-01-01T03:00:00+08:00")
+                    })?
                     .timestamp_millis(),
                 None => chrono::Utc::now().timestamp_millis(),
             };

@@ -131,7 +131,8 @@ pub fn refund_reversal(
     if paid_fen <= 0 || earned <= 0 {
         return 0;
     }
-    let before = (earned as i128 * refunded_before_fen.min(paid_fen) as i128 / paid_fen as i128) as i64;
+    let before =
+        (earned as i128 * refunded_before_fen.min(paid_fen) as i128 / paid_fen as i128) as i64;
     let after = (earned as i128 * (refunded_before_fen + refund_fen).min(paid_fen) as i128
         / paid_fen as i128) as i64;
     (after - before).clamp(0, earned - before)
@@ -189,8 +190,14 @@ mod tests {
         assert_eq!(
             a,
             vec![
-                Allocation { lot_id: 2, points: 30 },
-                Allocation { lot_id: 3, points: 30 }
+                Allocation {
+                    lot_id: 2,
+                    points: 30
+                },
+                Allocation {
+                    lot_id: 3,
+                    points: 30
+                }
             ]
         );
         assert_eq!(allocate(&lots, 121), None);

@@ -108,7 +108,8 @@ impl Order {
             ));
         }
         for (i, line) in lines.iter().enumerate() {
-            let at = |reason: &str| DomainError::invalid("items", format!("line {}: {reason}", i + 1));
+            let at =
+                |reason: &str| DomainError::invalid("items", format!("line {}: {reason}", i + 1));
             if line.sku.trim().is_empty() || line.sku.chars().count() > 64 {
                 return Err(at("sku must be 1–64 characters"));
             }
@@ -189,7 +190,10 @@ mod tests {
     fn eligible_never_exceeds_paid_and_discounts_reduce_it() {
         let mut l = line(2, 4_800);
         l.discount_fen = 600;
-        assert_eq!(order(vec![l.clone()], 100_000).unwrap().eligible_fen(), 9_000);
+        assert_eq!(
+            order(vec![l.clone()], 100_000).unwrap().eligible_fen(),
+            9_000
+        );
         assert_eq!(order(vec![l], 5_000).unwrap().eligible_fen(), 5_000);
     }
 

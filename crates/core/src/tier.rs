@@ -213,7 +213,10 @@ mod tests {
         assert_eq!(p.tier_for_spend(50_000), Tier::Silver);
         assert_eq!(p.tier_for_spend(200_000), Tier::Gold);
         assert_eq!(p.tier_for_spend(500_000), Tier::BlackGold);
-        assert_eq!(p.next_tier(Tier::Silver, 120_000), Some((Tier::Gold, 80_000)));
+        assert_eq!(
+            p.next_tier(Tier::Silver, 120_000),
+            Some((Tier::Gold, 80_000))
+        );
         assert_eq!(p.next_tier(Tier::BlackGold, 0), None);
     }
 
@@ -222,13 +225,19 @@ mod tests {
         let p = TierPolicy::default();
         assert_eq!(after_order(&p, Tier::Gold, 10, None), Tier::Gold);
         assert_eq!(after_order(&p, Tier::Regular, 50_000, None), Tier::Silver);
-        assert_eq!(after_order(&p, Tier::Regular, 0, Some(Tier::Gold)), Tier::Gold);
+        assert_eq!(
+            after_order(&p, Tier::Regular, 0, Some(Tier::Gold)),
+            Tier::Gold
+        );
         assert_eq!(review(&p, Tier::Gold, 60_000, None, false), Review::Grace);
         assert_eq!(
             review(&p, Tier::Gold, 60_000, None, true),
             Review::Downgrade(Tier::Silver)
         );
-        assert_eq!(review(&p, Tier::Gold, 250_000, None, true), Review::Keep(Tier::Gold));
+        assert_eq!(
+            review(&p, Tier::Gold, 250_000, None, true),
+            Review::Keep(Tier::Gold)
+        );
         assert_eq!(
             review(&p, Tier::Gold, 0, Some(Tier::Gold), true),
             Review::Keep(Tier::Gold)

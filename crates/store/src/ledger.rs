@@ -665,3 +665,39 @@ pub async fn members_born_in(
         .collect::<Result<_, sqlx::Error>>()
         .store()
 }
+
+/// Append a positive entry and open its lot: one statement on PostgreSQL (a
+/// data-modifying CTE, one round trip on the hot path), two on SQLite.
+pub async fn insert_entry_with_lot(
+    conn: &mut AnyConnection,
+    e: &NewEntry<'_>,
+    earned_at: i64,
+    expires_at: i64,
+) -> StoreResult<i64> {
+    if conn.backend_name() != "PostgreSQL" {
+        let id = insert_entry(conn, e).await?;
+        insert_lot(conn, id, e.member_id, e.points, earned_at, expires_at).await?;
+        return Ok(id);
+    }
+    let row = sqlx::query(
+        "WITH e AS (INSERT INTO ledger_entries (member_id, kind, points, reason, order_id, ref, actor, approver, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id) \
+         INSERT INTO lots (entry_id, member_id, points, remaining, earned_at, expires_at) \
+         SELECT id, $1, $3, $3, $10, $11 FROM e RETURNING entry_id",
+    )
+    .bind(e.member_id)
+    .bind(e.kind)
+    .bind(e.points)
+    .bind(e.reason)
+    .bind(e.order_id)
+    .bind(e.reference)
+    .bind(e.actor)
+    .bind(e.approver)
+    .bind(e.at)
+    .bind(earned_at)
+    .bind(expires_at)
+    .fetch_one(conn)
+    .await
+    .store()?;
+    row.try_get::<i64, _>(0).store()
+}

@@ -95,8 +95,14 @@ async fn expire_points(app: &Regulars, now: i64, report: &mut JobReport) -> AppR
             )
             .await?;
             let balance = member.points_balance - points;
-            repo::save_member(&mut tx, &member_id, balance, member.points_debt, &member.tier)
-                .await?;
+            repo::save_member(
+                &mut tx,
+                &member_id,
+                balance,
+                member.points_debt,
+                &member.tier,
+            )
+            .await?;
             repo::emit(
                 &mut tx,
                 "points.expired",
@@ -347,7 +353,11 @@ async fn birthday_gifts(app: &Regulars, now: i64, report: &mut JobReport) -> App
                     .map_err(regulars_store::StoreError::from_sqlx)?;
                 continue;
             }
-            let reason = format!("{}生日礼 {} 分", benefits.tier.chinese_name(), benefits.birthday_points);
+            let reason = format!(
+                "{}生日礼 {} 分",
+                benefits.tier.chinese_name(),
+                benefits.birthday_points
+            );
             ledger::credit(
                 &mut tx,
                 &Posting {

@@ -56,9 +56,7 @@ pub async fn credit(
     expires_at: i64,
 ) -> AppResult<i64> {
     debug_assert!(points > 0);
-    let id = repo::insert_entry(conn, &posting.entry(points)).await?;
-    repo::insert_lot(conn, id, posting.member_id, points, earned_at, expires_at).await?;
-    Ok(id)
+    Ok(repo::insert_entry_with_lot(conn, &posting.entry(points), earned_at, expires_at).await?)
 }
 
 /// Append a negative entry of exactly the allocated points and record which
@@ -182,6 +180,9 @@ pub struct LoyaltyConfig {
     /// Bumped by [`LoyaltyConfig::invalidate`]: a load that started before
     /// an edit must not put the old settings back into the cache.
     generation: AtomicU64,
+    /// Store code → brand code. Stores are never deleted and never change
+    /// brand, so a found store stays cached.
+    brands: std::sync::RwLock<std::collections::HashMap<String, String>>,
 }
 
 #[derive(Debug)]
@@ -211,6 +212,26 @@ impl LoyaltyConfig {
             *cached = Some((Instant::now(), loaded.clone()));
         }
         Ok(loaded)
+    }
+
+    /// The brand of a store, `None` when there is no such store.
+    pub async fn brand_of(&self, app: &Regulars, store_code: &str) -> AppResult<Option<String>> {
+        if let Some(brand) = self
+            .brands
+            .read()
+            .ok()
+            .and_then(|b| b.get(store_code).cloned())
+        {
+            return Ok(Some(brand));
+        }
+        let mut conn = app.db.reader().await?;
+        let Some(store) = regulars_store::chain::get_store(&mut conn, store_code).await? else {
+            return Ok(None);
+        };
+        if let Ok(mut brands) = self.brands.write() {
+            brands.insert(store.code, store.brand_code.clone());
+        }
+        Ok(Some(store.brand_code))
     }
 
     /// Forget the cache (after an edit on this node).

@@ -389,26 +389,21 @@ pub async fn ingest_order(
         input.paid_fen,
     )?;
 
-    let (store, member_id) = {
-        let mut conn = app.db.reader().await?;
-        let store = chain::get_store(&mut conn, &store_code)
-            .await?
-            .ok_or_else(|| {
-                AppError::unprocessable("unknown_store", format!("no store {store_code}"))
-            })?;
-        // A replay must not depend on the member still resolving the same way.
-        if let Some(existing) = repo::order_by_pos_id(&mut conn, &store_code, &pos_order_id).await?
-        {
-            return replay_order(existing, &hash);
+    let brand_code = app
+        .loyalty
+        .brand_of(app, &store_code)
+        .await?
+        .ok_or_else(|| {
+            AppError::unprocessable("unknown_store", format!("no store {store_code}"))
+        })?;
+    // A named member is checked inside the transaction (its row lock is the
+    // first thing accrual needs anyway); a phone is looked up here.
+    let member_id = match (input.member_id.as_deref(), input.member_phone.as_deref()) {
+        (Some(id), None) => Some(parse_key("member_id", id)?),
+        (id, phone) => {
+            let mut conn = app.db.reader().await?;
+            resolve_member(app, &mut conn, id, phone).await?
         }
-        let member = resolve_member(
-            app,
-            &mut conn,
-            input.member_id.as_deref(),
-            input.member_phone.as_deref(),
-        )
-        .await?;
-        (store, member)
     };
 
     let order_id = uuid::Uuid::now_v7().to_string();
@@ -420,7 +415,8 @@ pub async fn ingest_order(
             id: &order_id,
             store_code: &store_code,
             pos_order_id: &pos_order_id,
-            member_id: member_id.as_deref(),
+            // Set by `settle_order` once the member row is locked and known.
+            member_id: None,
             channel: input.channel.as_str(),
             occurred_at: occurred_at.timestamp_millis(),
             paid_fen: order.paid_fen,
@@ -445,9 +441,18 @@ pub async fn ingest_order(
     repo::insert_items(&mut tx, &order_id, &items_of(&order)).await?;
     let (receipt, rule_version) = match &member_id {
         Some(member_id) => {
-            let member = ledger_repo::lock_member(&mut tx, member_id, now_ms())
-                .await?
-                .ok_or(AppError::NotFound { what: "member" })?;
+            let member = match ledger_repo::lock_member(&mut tx, member_id, now_ms()).await? {
+                Some(m) if m.erased_at.is_none() => m,
+                _ => {
+                    tx.rollback()
+                        .await
+                        .map_err(regulars_store::StoreError::from_sqlx)?;
+                    return Err(AppError::unprocessable(
+                        "unknown_member",
+                        "no member has this member_id",
+                    ));
+                }
+            };
             let accrued = accrue(
                 app,
                 &mut tx,
@@ -455,7 +460,7 @@ pub async fn ingest_order(
                 &order_id,
                 &order,
                 &store_code,
-                &store.brand_code,
+                &brand_code,
                 &caller.actor,
             )
             .await?;

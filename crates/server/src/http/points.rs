@@ -78,7 +78,14 @@ pub async fn redeem(
     Json(body): Json<Redeem>,
 ) -> Result<Response> {
     Ok(recorded(
-        points::redeem(&state.regulars, &caller, &id, idempotency_key(&headers), body).await?,
+        points::redeem(
+            &state.regulars,
+            &caller,
+            &id,
+            idempotency_key(&headers),
+            body,
+        )
+        .await?,
     ))
 }
 
@@ -96,7 +103,14 @@ pub async fn transfer(
     Json(body): Json<Transfer>,
 ) -> Result<Response> {
     Ok(recorded(
-        points::transfer(&state.regulars, &caller, &id, idempotency_key(&headers), body).await?,
+        points::transfer(
+            &state.regulars,
+            &caller,
+            &id,
+            idempotency_key(&headers),
+            body,
+        )
+        .await?,
     ))
 }
 
@@ -115,7 +129,14 @@ pub async fn adjust(
     Json(body): Json<Adjust>,
 ) -> Result<Response> {
     Ok(recorded(
-        points::adjust(&state.regulars, &caller, &id, idempotency_key(&headers), body).await?,
+        points::adjust(
+            &state.regulars,
+            &caller,
+            &id,
+            idempotency_key(&headers),
+            body,
+        )
+        .await?,
     ))
 }
 
@@ -138,7 +159,10 @@ pub async fn set_tier_floor(
 /// The active earning rules and their version.
 #[utoipa::path(get, path = "/api/v1/earning-rules", tag = "points",
     responses((status = 200, body = RulesView)), security(("api_key" = [])))]
-pub async fn rules(State(state): State<ApiState>, Caller(caller): Caller) -> Result<Json<RulesView>> {
+pub async fn rules(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+) -> Result<Json<RulesView>> {
     Ok(Json(points::rules(&state.regulars, &caller).await?))
 }
 
@@ -151,7 +175,9 @@ pub async fn put_rules(
     Caller(caller): Caller,
     Json(body): Json<PutRules>,
 ) -> Result<Json<RulesView>> {
-    Ok(Json(points::put_rules(&state.regulars, &caller, body).await?))
+    Ok(Json(
+        points::put_rules(&state.regulars, &caller, body).await?,
+    ))
 }
 
 /// The tier ladder: thresholds, multipliers, expiry, birthday gifts.
@@ -164,7 +190,15 @@ pub async fn tier_policy(
     caller
         .check(regulars_core::access::Action::PointsRead, None)
         .map_err(crate::app::AppError::from)?;
-    Ok(Json(state.regulars.loyalty.get(&state.regulars).await?.tiers.clone()))
+    Ok(Json(
+        state
+            .regulars
+            .loyalty
+            .get(&state.regulars)
+            .await?
+            .tiers
+            .clone(),
+    ))
 }
 
 #[utoipa::path(put, path = "/api/v1/tier-policy", tag = "points", request_body = TierPolicy,
