@@ -10,6 +10,8 @@ pub mod auth;
 pub mod chain;
 /// The application error type.
 pub mod error;
+/// Group commit: orders arriving together share one durable transaction.
+pub mod group_commit;
 /// Periodic jobs: point expiry and reminders, tier review, birthday gifts.
 pub mod jobs;
 /// Posting to the points ledger; idempotent results; loyalty settings.
@@ -37,6 +39,8 @@ pub struct Regulars {
     pub keys: Arc<PiiKeys>,
     pub timezone: chrono_tz::Tz,
     pub loyalty: Arc<ledger::LoyaltyConfig>,
+    /// Writer lanes for orders, started on the first order.
+    pub order_lanes: Arc<tokio::sync::OnceCell<group_commit::Lanes>>,
 }
 
 impl Regulars {
@@ -46,6 +50,7 @@ impl Regulars {
             keys: Arc::new(keys),
             timezone,
             loyalty: Arc::default(),
+            order_lanes: Arc::default(),
         }
     }
 

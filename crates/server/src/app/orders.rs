@@ -406,72 +406,130 @@ pub async fn ingest_order(
         }
     };
 
-    let order_id = uuid::Uuid::now_v7().to_string();
-    let code = receipt_code();
-    let mut tx = app.db.begin().await?;
+    let prepared = PreparedOrder {
+        order_id: uuid::Uuid::now_v7().to_string(),
+        receipt_code: receipt_code(),
+        store_code,
+        pos_order_id,
+        brand_code,
+        member_id,
+        hash,
+        order,
+        party_size: input.party_size,
+        actor: caller.actor.clone(),
+    };
+    let (store_code, pos_order_id, hash) = (
+        prepared.store_code.clone(),
+        prepared.pos_order_id.clone(),
+        prepared.hash.clone(),
+    );
+    match super::group_commit::submit(app, prepared).await? {
+        Ingested::Done(recorded) => Ok(recorded),
+        Ingested::Exists => {
+            let mut conn = app.db.reader().await?;
+            let existing = repo::order_by_pos_id(&mut conn, &store_code, &pos_order_id)
+                .await?
+                .ok_or(AppError::NotFound { what: "order" })?;
+            replay_order(existing, &hash)
+        }
+    }
+}
+
+/// An order checked and resolved, ready to be written.
+#[derive(Debug)]
+pub struct PreparedOrder {
+    pub order_id: String,
+    pub receipt_code: String,
+    pub store_code: String,
+    pub pos_order_id: String,
+    pub brand_code: String,
+    pub member_id: Option<String>,
+    pub hash: String,
+    pub order: Order,
+    pub party_size: Option<i64>,
+    pub actor: String,
+}
+
+impl PreparedOrder {
+    /// Orders of one member always go to the same writer lane (see
+    /// `group_commit`), so they never wait on each other's row locks.
+    pub fn lane_key(&self) -> &str {
+        self.member_id.as_deref().unwrap_or(&self.pos_order_id)
+    }
+}
+
+/// What writing an order did.
+#[derive(Debug)]
+pub enum Ingested {
+    Done(Recorded),
+    /// `(store_code, pos_order_id)` was already there: answer with the stored result.
+    Exists,
+}
+
+/// Write one order inside the caller's transaction: member row lock first
+/// (so an unknown member is found before anything is written), then the
+/// order row (its unique key is the idempotency check), lines, earning.
+pub async fn write_order(
+    app: &Regulars,
+    conn: &mut Conn,
+    p: &PreparedOrder,
+) -> AppResult<Ingested> {
+    let member = match &p.member_id {
+        Some(id) => match ledger_repo::lock_member(conn, id, now_ms()).await? {
+            Some(m) if m.erased_at.is_none() => Some(m),
+            _ => {
+                return Err(AppError::unprocessable(
+                    "unknown_member",
+                    "no member has this member_id",
+                ))
+            }
+        },
+        None => None,
+    };
     let inserted = repo::insert_order(
-        &mut tx,
+        conn,
         &NewOrderRow {
-            id: &order_id,
-            store_code: &store_code,
-            pos_order_id: &pos_order_id,
-            // Set by `settle_order` once the member row is locked and known.
+            id: &p.order_id,
+            store_code: &p.store_code,
+            pos_order_id: &p.pos_order_id,
+            // Set by `settle_order` with what it earned.
             member_id: None,
-            channel: input.channel.as_str(),
-            occurred_at: occurred_at.timestamp_millis(),
-            paid_fen: order.paid_fen,
-            eligible_fen: order.eligible_fen(),
-            party_size: input.party_size,
-            receipt_code: &code,
-            request_hash: &hash,
+            channel: p.order.channel.as_str(),
+            occurred_at: p.order.occurred_at.timestamp_millis(),
+            paid_fen: p.order.paid_fen,
+            eligible_fen: p.order.eligible_fen(),
+            party_size: p.party_size,
+            receipt_code: &p.receipt_code,
+            request_hash: &p.hash,
             created_at: now_ms(),
         },
     )
     .await?;
     if !inserted {
-        tx.rollback()
-            .await
-            .map_err(regulars_store::StoreError::from_sqlx)?;
-        let mut conn = app.db.reader().await?;
-        let existing = repo::order_by_pos_id(&mut conn, &store_code, &pos_order_id)
-            .await?
-            .ok_or(AppError::NotFound { what: "order" })?;
-        return replay_order(existing, &hash);
+        return Ok(Ingested::Exists);
     }
-    repo::insert_items(&mut tx, &order_id, &items_of(&order)).await?;
-    let (receipt, rule_version) = match &member_id {
-        Some(member_id) => {
-            let member = match ledger_repo::lock_member(&mut tx, member_id, now_ms()).await? {
-                Some(m) if m.erased_at.is_none() => m,
-                _ => {
-                    tx.rollback()
-                        .await
-                        .map_err(regulars_store::StoreError::from_sqlx)?;
-                    return Err(AppError::unprocessable(
-                        "unknown_member",
-                        "no member has this member_id",
-                    ));
-                }
-            };
+    repo::insert_items(conn, &p.order_id, &items_of(&p.order)).await?;
+    let (receipt, rule_version) = match &member {
+        Some(member) => {
             let accrued = accrue(
                 app,
-                &mut tx,
-                &member,
-                &order_id,
-                &order,
-                &store_code,
-                &brand_code,
-                &caller.actor,
+                conn,
+                member,
+                &p.order_id,
+                &p.order,
+                &p.store_code,
+                &p.brand_code,
+                &p.actor,
             )
             .await?;
             let receipt = OrderReceipt {
-                order_id: order_id.clone(),
-                member_id: Some(member_id.clone()),
+                order_id: p.order_id.clone(),
+                member_id: Some(member.id.clone()),
                 points_earned: accrued.earning.points,
                 explanation: accrued.earning.lines,
                 balance: Some(accrued.balance),
                 tier: Some(accrued.tier),
-                receipt_code: code,
+                receipt_code: p.receipt_code.clone(),
             };
             // The version the points were worked out with (the cache may
             // have moved on since).
@@ -479,7 +537,7 @@ pub async fn ingest_order(
         }
         None => (
             OrderReceipt {
-                order_id: order_id.clone(),
+                order_id: p.order_id.clone(),
                 member_id: None,
                 points_earned: 0,
                 explanation: vec![ExplanationLine {
@@ -489,24 +547,23 @@ pub async fn ingest_order(
                 }],
                 balance: None,
                 tier: None,
-                receipt_code: code,
+                receipt_code: p.receipt_code.clone(),
             },
             app.loyalty.get(app).await?.rules.version,
         ),
     };
     let recorded = Recorded::first(&receipt)?;
     repo::settle_order(
-        &mut tx,
-        &order_id,
-        member_id.as_deref(),
+        conn,
+        &p.order_id,
+        p.member_id.as_deref(),
         receipt.points_earned,
         rule_version,
         None,
         &recorded.json,
     )
     .await?;
-    commit(tx).await?;
-    Ok(recorded)
+    Ok(Ingested::Done(recorded))
 }
 
 fn replay_order(existing: OrderRow, hash: &str) -> AppResult<Recorded> {
