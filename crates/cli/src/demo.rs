@@ -343,7 +343,7 @@ async fn seed_orders(regulars: &Regulars, admin: &Principal) -> anyhow::Result<u
             None => break,
         }
     }
-    let mut rng = StdRng::seed_from_u64(2_024_11_24);
+    let mut rng = StdRng::seed_from_u64(20_241_124);
     let now = chrono::Utc::now().with_timezone(&regulars.timezone);
     let start = now - Duration::days(730);
     let bar = ProgressBar::new(guests.len() as u64).with_style(
