@@ -8,6 +8,8 @@
 pub mod auth;
 /// Brands, regions, stores.
 pub mod chain;
+/// The POS checkout quote and pay codes.
+pub mod checkout;
 /// The application error type.
 pub mod error;
 /// Group commit: orders arriving together share one durable transaction.

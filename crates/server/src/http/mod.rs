@@ -2,6 +2,8 @@
 //! operations endpoints; request ids, tracing, body limits and JSON errors for
 //! every failure, including unknown routes and panics.
 
+/// `/api/v1/checkout/quote`, pay codes.
+pub mod checkout;
 /// Errors → responses, in one place.
 pub mod error;
 /// Extractors whose failures are JSON errors; the authenticated caller.
@@ -72,6 +74,7 @@ pub fn api() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(members::router())
         .merge(orders::router())
         .merge(points::router())
+        .merge(checkout::router())
         .split_for_parts()
 }
 

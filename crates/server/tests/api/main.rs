@@ -4,6 +4,7 @@
 mod helpers;
 
 mod access;
+mod checkout;
 mod errors;
 mod loyalty;
 mod members;
