@@ -701,3 +701,35 @@ pub async fn insert_entry_with_lot(
     .store()?;
     row.try_get::<i64, _>(0).store()
 }
+
+/// Members of a family group who agreed to share their points, by id.
+pub async fn family_sharers(conn: &mut AnyConnection, group: &str) -> StoreResult<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT id FROM members WHERE family_group_id = $1 AND family_share = 1 \
+         AND erased_at IS NULL ORDER BY id",
+    )
+    .bind(group)
+    .fetch_all(conn)
+    .await
+    .store()?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()
+        .store()
+}
+
+/// A member's consent to let their family group redeem from their points.
+pub async fn set_family_share(
+    conn: &mut AnyConnection,
+    member_id: &str,
+    share: bool,
+) -> StoreResult<bool> {
+    let done =
+        sqlx::query("UPDATE members SET family_share = $2 WHERE id = $1 AND erased_at IS NULL")
+            .bind(member_id)
+            .bind(share as i64)
+            .execute(conn)
+            .await
+            .store()?;
+    Ok(done.rows_affected() == 1)
+}

@@ -8,7 +8,7 @@ use super::{AppError, AppResult, Regulars};
 use chrono::TimeZone;
 use regulars_core::access::{Action, Principal, Role};
 use regulars_core::earning::{validate_rules, EarningRule};
-use regulars_core::ledger::{add_months_ms, EntryKind};
+use regulars_core::ledger::{add_months_ms, allocate_up_to, EntryKind, OpenLot};
 use regulars_core::tier::{Tier, TierBenefits, TierPolicy};
 use regulars_core::DomainError;
 use regulars_store::ledger::{self as repo, MemberLedger};
@@ -216,13 +216,157 @@ pub struct Redeem {
     pub store_code: String,
     pub reward_id: Option<String>,
     pub note: Option<String>,
+    /// Draw on the family group too: the member's own points first, then
+    /// those of family members who agreed to share, in member-id order.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub family: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RedemptionReceipt {
     pub redemption_id: String,
     pub points: i64,
+    /// The member's own balance after the redemption.
     pub balance: i64,
+    /// With `family`: how many points each member gave.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contributions: Vec<Contribution>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Contribution {
+    pub member_id: String,
+    pub points: i64,
+}
+
+/// `PUT /api/v1/members/{id}/family-share`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FamilyShare {
+    pub share: bool,
+}
+
+/// Record a member's consent to share points with their family group.
+pub async fn set_family_share(
+    app: &Regulars,
+    caller: &Principal,
+    member_id: &str,
+    input: FamilyShare,
+) -> AppResult<FamilyShareView> {
+    caller.check(Action::MemberConsent, None)?;
+    let mut tx = app.db.begin().await?;
+    if !repo::set_family_share(&mut tx, member_id, input.share).await? {
+        return Err(AppError::NotFound { what: "member" });
+    }
+    staff::audit(
+        &mut tx,
+        &caller.actor,
+        "member.family_share",
+        &format!("member:{member_id}"),
+        if input.share { "granted" } else { "withdrawn" },
+        now_ms(),
+    )
+    .await?;
+    commit(tx).await?;
+    Ok(FamilyShareView {
+        member_id: member_id.to_string(),
+        share: input.share,
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FamilyShareView {
+    pub member_id: String,
+    pub share: bool,
+}
+
+/// A family redemption: lock every sharer in id order, take the member's own
+/// usable points first, then the others'; one `redeem` entry per giver, all
+/// under the redemption's id. Nothing is taken unless the whole amount is there.
+async fn redeem_from_family(
+    tx: &mut Tx,
+    member: &MemberLedger,
+    points: i64,
+    posting: &Posting<'_>,
+    now: i64,
+) -> AppResult<(i64, Vec<Contribution>)> {
+    let group = member.family_group_id.clone().ok_or_else(|| {
+        AppError::unprocessable("no_family_group", "the member belongs to no family group")
+    })?;
+    let mut givers = repo::family_sharers(tx, &group).await?;
+    givers.retain(|id| id != &member.id);
+    let mut locked = Vec::new();
+    for id in &givers {
+        if let Some(m) = repo::lock_member(tx, id, now).await? {
+            locked.push(m);
+        }
+    }
+    let mut order: Vec<&MemberLedger> = vec![member];
+    order.extend(locked.iter());
+    let mut left = points;
+    let mut plan = Vec::new();
+    for giver in &order {
+        if left == 0 {
+            break;
+        }
+        let lots = repo::open_lots(tx, &giver.id, now).await?;
+        let open: Vec<OpenLot> = lots
+            .iter()
+            .map(|l| OpenLot {
+                id: l.entry_id,
+                expires_at: l.expires_at,
+                remaining: l.remaining,
+            })
+            .collect();
+        let take = allocate_up_to(&open, left, None);
+        let taken: i64 = take.iter().map(|a| a.points).sum();
+        if taken > 0 {
+            left -= taken;
+            plan.push((*giver, take, taken));
+        }
+    }
+    if left > 0 {
+        return Err(AppError::unprocessable(
+            "insufficient_points",
+            format!(
+                "the member and their sharing family hold {} usable points; {points} asked",
+                points - left
+            ),
+        ));
+    }
+    let mut first_entry = None;
+    let mut contributions = Vec::new();
+    for (giver, allocations, taken) in plan {
+        let reason = if giver.id == member.id {
+            posting.reason.to_string()
+        } else {
+            format!("家庭共享：{}（为家人兑换）", posting.reason)
+        };
+        let entry = ledger::debit(
+            tx,
+            &Posting {
+                member_id: &giver.id,
+                reason: &reason,
+                ..*posting
+            },
+            &allocations,
+        )
+        .await?;
+        first_entry.get_or_insert(entry);
+        repo::save_member(
+            tx,
+            &giver.id,
+            giver.points_balance - taken,
+            giver.points_debt,
+            &giver.tier,
+        )
+        .await?;
+        contributions.push(Contribution {
+            member_id: giver.id.clone(),
+            points: taken,
+        });
+    }
+    Ok((first_entry.unwrap_or_default(), contributions))
 }
 
 /// Validate an `Idempotency-Key` header value.
@@ -329,28 +473,42 @@ pub async fn redeem(
                 .await?
                 .filter(|m| m.erased_at.is_none())
                 .ok_or(AppError::NotFound { what: "member" })?;
-            let allocations = ledger::take_exactly(tx, &member_id, input.points, now).await?;
             let redemption_id = uuid::Uuid::now_v7().to_string();
             let reason = match (&input.reward_id, &input.note) {
                 (Some(r), _) => format!("兑换 {r}"),
                 (None, Some(n)) => format!("积分抵扣：{n}"),
                 (None, None) => format!("积分抵扣 @{}", input.store_code),
             };
-            let entry = ledger::debit(
-                tx,
-                &Posting {
-                    member_id: &member_id,
-                    kind: EntryKind::Redeem,
-                    reason: &reason,
-                    order_id: None,
-                    reference: Some(&redemption_id),
-                    actor: &actor,
-                    approver: None,
-                    at: now,
-                },
-                &allocations,
-            )
-            .await?;
+            let posting = Posting {
+                member_id: &member_id,
+                kind: EntryKind::Redeem,
+                reason: &reason,
+                order_id: None,
+                reference: Some(&redemption_id),
+                actor: &actor,
+                approver: None,
+                at: now,
+            };
+            let (entry, contributions) = if input.family {
+                redeem_from_family(tx, &member, input.points, &posting, now).await?
+            } else {
+                let allocations = ledger::take_exactly(tx, &member_id, input.points, now).await?;
+                let entry = ledger::debit(tx, &posting, &allocations).await?;
+                repo::save_member(
+                    tx,
+                    &member_id,
+                    member.points_balance - input.points,
+                    member.points_debt,
+                    &member.tier,
+                )
+                .await?;
+                (entry, Vec::new())
+            };
+            let own = contributions
+                .iter()
+                .find(|c| c.member_id == member_id)
+                .map(|c| c.points)
+                .unwrap_or(if input.family { 0 } else { input.points });
             repo::insert_redemption(
                 tx,
                 &repo::NewRedemption {
@@ -365,8 +523,7 @@ pub async fn redeem(
                 },
             )
             .await?;
-            let balance = member.points_balance - input.points;
-            repo::save_member(tx, &member_id, balance, member.points_debt, &member.tier).await?;
+            let balance = member.points_balance - own;
             repo::emit(
                 tx,
                 "points.redeemed",
@@ -382,6 +539,7 @@ pub async fn redeem(
                 redemption_id,
                 points: input.points,
                 balance,
+                contributions,
             })?
             .json)
         })

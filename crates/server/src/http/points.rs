@@ -5,8 +5,8 @@ use super::error::{ErrorBody, Result};
 use super::extract::{Caller, Json, Path, Query};
 use super::{recorded, ApiState};
 use crate::app::points::{
-    self, Adjust, AdjustReceipt, PointsQuery, PointsView, PutRules, Redeem, RedemptionReceipt,
-    RulesView, TierFloor, TierView, Transfer, TransferReceipt,
+    self, Adjust, AdjustReceipt, FamilyShare, FamilyShareView, PointsQuery, PointsView, PutRules,
+    Redeem, RedemptionReceipt, RulesView, TierFloor, TierView, Transfer, TransferReceipt,
 };
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(transfer))
         .routes(routes!(adjust))
         .routes(routes!(set_tier_floor))
+        .routes(routes!(set_family_share))
         .routes(routes!(rules, put_rules))
         .routes(routes!(tier_policy, put_tier_policy))
 }
@@ -211,5 +212,22 @@ pub async fn put_tier_policy(
 ) -> Result<Json<TierPolicy>> {
     Ok(Json(
         points::put_tier_policy(&state.regulars, &caller, body).await?,
+    ))
+}
+
+/// The member agrees (or no longer agrees) that their family group may
+/// redeem from their points (`family: true` on a redemption).
+#[utoipa::path(put, path = "/api/v1/members/{id}/family-share", tag = "points", request_body = FamilyShare,
+    params(("id" = String, Path)),
+    responses((status = 200, body = FamilyShareView), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn set_family_share(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Json(body): Json<FamilyShare>,
+) -> Result<Json<FamilyShareView>> {
+    Ok(Json(
+        points::set_family_share(&state.regulars, &caller, &id, body).await?,
     ))
 }

@@ -6,6 +6,7 @@ mod helpers;
 mod access;
 mod checkout;
 mod errors;
+mod family;
 mod loyalty;
 mod members;
 mod privacy;
