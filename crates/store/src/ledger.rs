@@ -352,27 +352,6 @@ pub async fn emit(
     Ok(done.rows_affected() == 1)
 }
 
-#[derive(Debug, Clone, FromRow)]
-pub struct OutboxRow {
-    pub id: i64,
-    pub kind: String,
-    pub member_id: Option<String>,
-    pub subject: String,
-    pub payload: String,
-    pub created_at: i64,
-}
-
-pub async fn outbox_of(conn: &mut AnyConnection, member_id: &str) -> StoreResult<Vec<OutboxRow>> {
-    sqlx::query_as::<_, OutboxRow>(
-        "SELECT id, kind, member_id, subject, payload, created_at FROM outbox_events \
-         WHERE member_id = $1 ORDER BY id",
-    )
-    .bind(member_id)
-    .fetch_all(conn)
-    .await
-    .store()
-}
-
 /// A stored result of an idempotent call.
 #[derive(Debug, Clone, FromRow)]
 pub struct IdempotentResult {
@@ -628,7 +607,7 @@ pub async fn members_for_review(
     after: &str,
     limit: i64,
 ) -> StoreResult<Vec<String>> {
-    let rows = sqlx::query(
+    sqlx::query_scalar::<_, String>(
         "SELECT id FROM members WHERE id > $1 AND erased_at IS NULL \
          AND (tier <> 'regular' OR tier_grace_since IS NOT NULL) ORDER BY id LIMIT $2",
     )
@@ -636,11 +615,7 @@ pub async fn members_for_review(
     .bind(limit)
     .fetch_all(conn)
     .await
-    .store()?;
-    rows.iter()
-        .map(|r| r.try_get::<String, _>(0))
-        .collect::<Result<_, _>>()
-        .store()
+    .store()
 }
 
 /// Members born in `month`, with their tier, by id pages.
@@ -704,18 +679,14 @@ pub async fn insert_entry_with_lot(
 
 /// Members of a family group who agreed to share their points, by id.
 pub async fn family_sharers(conn: &mut AnyConnection, group: &str) -> StoreResult<Vec<String>> {
-    let rows = sqlx::query(
+    sqlx::query_scalar::<_, String>(
         "SELECT id FROM members WHERE family_group_id = $1 AND family_share = 1 \
          AND erased_at IS NULL ORDER BY id",
     )
     .bind(group)
     .fetch_all(conn)
     .await
-    .store()?;
-    rows.iter()
-        .map(|r| r.try_get::<String, _>(0))
-        .collect::<Result<_, _>>()
-        .store()
+    .store()
 }
 
 /// A member's consent to let their family group redeem from their points.

@@ -353,13 +353,9 @@ pub async fn record_refund_on_order(
 
 /// SKUs flagged as new dishes.
 pub async fn new_skus(conn: &mut AnyConnection) -> StoreResult<Vec<String>> {
-    let rows = sqlx::query("SELECT sku FROM menu_items WHERE is_new = 1")
+    sqlx::query_scalar::<_, String>("SELECT sku FROM menu_items WHERE is_new = 1")
         .fetch_all(conn)
         .await
-        .store()?;
-    rows.iter()
-        .map(|r| r.try_get::<String, _>(0))
-        .collect::<Result<_, _>>()
         .store()
 }
 
@@ -396,25 +392,6 @@ pub async fn insert_rules(
     .await
     .store()?;
     row.try_get::<i64, _>(0).store()
-}
-
-#[derive(Debug, Clone, FromRow)]
-pub struct RuleVersionRow {
-    pub version: i64,
-    pub rules_json: String,
-    pub note: String,
-    pub created_by: String,
-    pub created_at: i64,
-}
-
-pub async fn rule_versions(conn: &mut AnyConnection) -> StoreResult<Vec<RuleVersionRow>> {
-    sqlx::query_as::<_, RuleVersionRow>(
-        "SELECT version, rules_json, note, created_by, created_at FROM earning_rule_versions \
-         ORDER BY version DESC",
-    )
-    .fetch_all(conn)
-    .await
-    .store()
 }
 
 /// A claimed order: now the member's, with what it earned.

@@ -205,11 +205,7 @@ async fn review_tiers(app: &Regulars, now: i64, report: &mut JobReport) -> AppRe
             let spend =
                 orders::qualifying_spend(&mut tx, &member_id, tier_window_start(now), now, None)
                     .await?;
-            let floor = member
-                .tier_floor
-                .as_deref()
-                .and_then(Tier::parse)
-                .filter(|_| member.tier_floor_until.is_some_and(|u| u > now));
+            let floor = ledger::active_floor(&member, now);
             let in_grace = member.tier_grace_since.is_some_and(|g| g < period_start);
             let keep_floor = |conn| {
                 repo::set_tier_marks(

@@ -162,6 +162,18 @@ impl Recorded {
     }
 }
 
+/// The manual tier floor still in force at `at_ms`, if any.
+pub fn active_floor(
+    member: &regulars_store::ledger::MemberLedger,
+    at_ms: i64,
+) -> Option<regulars_core::tier::Tier> {
+    member
+        .tier_floor
+        .as_deref()
+        .and_then(regulars_core::tier::Tier::parse)
+        .filter(|_| member.tier_floor_until.is_some_and(|u| u > at_ms))
+}
+
 /// Unix ms → RFC 3339 in the chain's zone.
 pub fn rfc3339(app: &Regulars, ms: i64) -> String {
     app.timezone

@@ -2,7 +2,6 @@
 //! pos_order_id)`), earning with explanations, refunds with clawback, claims
 //! of orders placed before the guest was a member, and the earning preview.
 
-use super::chain::require_store;
 use super::ledger::{self, Posting, Recorded};
 use super::{AppError, AppResult, Regulars};
 use chrono::{DateTime, Duration, NaiveTime, TimeZone};
@@ -256,11 +255,7 @@ async fn accrue(
     let spend_before =
         repo::qualifying_spend(conn, &member.id, tier_window_start(at), at, Some(order_id)).await?;
     let spend_after = spend_before + order.eligible_fen();
-    let floor = member
-        .tier_floor
-        .as_deref()
-        .and_then(Tier::parse)
-        .filter(|_| member.tier_floor_until.is_some_and(|u| u > at));
+    let floor = ledger::active_floor(member, at);
     let tier_after = after_order(&config.tiers, tier_before, spend_after, floor);
     if tier_after != tier_before {
         ledger_repo::insert_tier_change(
@@ -841,7 +836,16 @@ pub async fn preview_order(
     input: PreviewOrder,
 ) -> AppResult<PreviewAnswer> {
     caller.check(Action::PointsRead, Some(&input.store_code))?;
-    let store = require_store_row(app, &input.store_code).await?;
+    let brand_code = app
+        .loyalty
+        .brand_of(app, &input.store_code)
+        .await?
+        .ok_or_else(|| {
+            AppError::unprocessable(
+                "unknown_store",
+                format!("no store with code {}", input.store_code),
+            )
+        })?;
     let (occurred_at, local) = match &input.occurred_at {
         Some(t) => parse_time(app, "occurred_at", t)?,
         None => {
@@ -880,8 +884,8 @@ pub async fn preview_order(
     let earning = earn(
         &EarnContext {
             order: &order,
-            store_code: &store.code,
-            brand_code: &store.brand_code,
+            store_code: &input.store_code,
+            brand_code: &brand_code,
             tier,
             tier_multiplier_permille: config.tiers.benefits(tier).multiplier_permille,
             birthday_month: member
@@ -899,15 +903,4 @@ pub async fn preview_order(
         tier,
         rule_version: config.rules.version,
     })
-}
-
-async fn require_store_row(
-    app: &Regulars,
-    code: &str,
-) -> AppResult<regulars_store::chain::StoreRow> {
-    require_store(app, code).await?;
-    let mut conn = app.db.reader().await?;
-    chain::get_store(&mut conn, code)
-        .await?
-        .ok_or(AppError::NotFound { what: "store" })
 }

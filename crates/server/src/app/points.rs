@@ -170,11 +170,7 @@ pub async fn tier_of(app: &Regulars, caller: &Principal, member_id: &str) -> App
         orders::qualifying_spend(&mut conn, member_id, tier_window_start(now), now, None).await?;
     let tier = Tier::parse(&member.tier).unwrap_or(Tier::Regular);
     let next = config.tiers.next_tier(tier, spend);
-    let floor = member
-        .tier_floor
-        .as_deref()
-        .and_then(Tier::parse)
-        .filter(|_| member.tier_floor_until.is_some_and(|u| u > now));
+    let floor = ledger::active_floor(&member, now);
     let held = config
         .tiers
         .tier_for_spend(spend)
