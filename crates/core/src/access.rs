@@ -89,13 +89,15 @@ pub enum Action {
     PointsRedeem,
     PointsAdjust,
     PointsGrant,
+    /// Give a member a coupon by hand (goodwill, compensation).
+    CouponIssue,
     RulesManage,
     StaffManage,
     AuditRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Action::StoreRead,
         Action::StoreWrite,
         Action::MemberCreate,
@@ -111,6 +113,7 @@ impl Action {
         Action::PointsRedeem,
         Action::PointsAdjust,
         Action::PointsGrant,
+        Action::CouponIssue,
         Action::RulesManage,
         Action::StaffManage,
         Action::AuditRead,
@@ -169,6 +172,7 @@ pub fn allows(role: Role, action: Action) -> bool {
         PointsRedeem => &[HqAdmin, StoreManager, Staff, Pos],
         PointsAdjust => &[HqAdmin, ServiceAgent, StoreManager],
         PointsGrant => &[HqAdmin, Partner],
+        CouponIssue => &[HqAdmin, Marketing, ServiceAgent, StoreManager],
         RulesManage => &[HqAdmin, Marketing],
         StaffManage => &[HqAdmin],
         AuditRead => &[HqAdmin],

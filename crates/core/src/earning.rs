@@ -189,7 +189,7 @@ pub enum Effect {
 // ---------------------------------------------------------------------------
 
 /// "HH:MM" (two digits each, 00:00–23:59) as minutes since midnight.
-fn parse_hhmm(s: &str) -> Option<u32> {
+pub(crate) fn parse_hhmm(s: &str) -> Option<u32> {
     let b = s.as_bytes();
     if b.len() != 5 || b[2] != b':' {
         return None;

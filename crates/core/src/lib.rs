@@ -5,6 +5,8 @@
 pub mod access;
 /// Organisation → brands → regions → stores: codes and their validation.
 pub mod chain;
+/// Coupon templates, codes, and what a coupon takes off a bill.
+pub mod coupon;
 /// How points are earned: rules as data, explanations.
 pub mod earning;
 /// The domain error type shared by every rule in this crate.
@@ -19,6 +21,8 @@ pub mod order;
 pub mod phone;
 /// Encryption of personal data at rest and the phone blind index.
 pub mod privacy;
+/// The rewards catalogue: tier eligibility, per-member limits, stock.
+pub mod reward;
 /// Staff passwords (argon2id) and API key secrets.
 pub mod secret;
 /// Tiers and their default thresholds.

@@ -82,6 +82,10 @@ pub struct TierBenefits {
     pub expiry_months: u32,
     /// Birthday-month gift in points (issued once a year by the job).
     pub birthday_points: i64,
+    /// Coupon templates of the birthday pack (one coupon each, same once-a-year
+    /// guard as the points).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub birthday_coupon_templates: Vec<String>,
     pub priority_reservation: bool,
     pub account_manager: bool,
 }
@@ -112,6 +116,7 @@ impl Default for TierPolicy {
                         Tier::Gold => 300,
                         Tier::BlackGold => 800,
                     },
+                    birthday_coupon_templates: Vec::new(),
                     priority_reservation: tier >= Tier::Gold,
                     account_manager: tier == Tier::BlackGold,
                 })
@@ -132,6 +137,7 @@ impl TierPolicy {
                 multiplier_permille: tier.default_multiplier_permille(),
                 expiry_months: 12,
                 birthday_points: 0,
+                birthday_coupon_templates: Vec::new(),
                 priority_reservation: false,
                 account_manager: false,
             })

@@ -15,6 +15,8 @@ pub mod ledger;
 pub mod members;
 /// Orders, their lines, refunds, earning rule versions.
 pub mod orders;
+/// Coupon templates, coupons, the rewards catalogue.
+pub mod rewards;
 /// Staff users, API keys, console sessions and the audit log.
 pub mod staff;
 /// Fresh databases for tests.

@@ -96,6 +96,33 @@ pub const CHECKS: &[(&str, &str)] = &[
         "SELECT o.id, 'no order.accrued event' FROM orders o LEFT JOIN outbox_events v \
          ON v.kind = 'order.accrued' AND v.subject = o.id WHERE o.member_id IS NOT NULL AND v.id IS NULL",
     ),
+    (
+        "a reward's units handed out equal its redemptions, and stock never below zero",
+        "SELECT r.id, 'total ' || CAST(r.stock_total AS TEXT) || ' − left ' || CAST(r.stock_left AS TEXT) \
+         || ' vs ' || CAST(COALESCE(x.n, 0) AS TEXT) || ' redemptions' \
+         FROM rewards r LEFT JOIN (SELECT reward_id, CAST(COUNT(*) AS BIGINT) AS n FROM redemptions \
+           WHERE reward_id IS NOT NULL GROUP BY reward_id) x ON x.reward_id = r.id \
+         WHERE r.kind <> 'cash_offset' AND r.stock_total IS NOT NULL \
+           AND (r.stock_left < 0 OR r.stock_total - r.stock_left <> COALESCE(x.n, 0))",
+    ),
+    (
+        "a redeemed coupon says when, where and how much; no other coupon does",
+        "SELECT id, status FROM coupons WHERE (status = 'redeemed' AND (redeemed_at IS NULL \
+         OR redeemed_order IS NULL OR discount_fen IS NULL OR discount_fen < 0)) \
+         OR (status <> 'redeemed' AND redeemed_at IS NOT NULL)",
+    ),
+    (
+        "every redemption of a coupon reward issued exactly one coupon to its member",
+        "SELECT d.id, CAST(COUNT(c.id) AS TEXT) || ' coupons' FROM redemptions d \
+         JOIN rewards r ON r.id = d.reward_id \
+         LEFT JOIN coupons c ON c.source = 'redemption' AND c.source_ref = d.id AND c.member_id = d.member_id \
+         WHERE r.coupon_template_id IS NOT NULL GROUP BY d.id HAVING COUNT(c.id) <> 1",
+    ),
+    (
+        "every redemption coupon comes from a redemption",
+        "SELECT c.id, c.source_ref FROM coupons c LEFT JOIN redemptions d ON d.id = c.source_ref \
+         WHERE c.source = 'redemption' AND d.id IS NULL",
+    ),
 ];
 
 /// Run one check: `what: detail` of each violating row.

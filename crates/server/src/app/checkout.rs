@@ -2,7 +2,7 @@
 //! short-lived pay code their phone shows as a QR), and answer in one call
 //! what the cashier needs — tier, balance, points usable now, the most points
 //! this bill can take as cash offset, and what the order would earn.
-//! Coupons join the quote when the coupon module lands.
+//! The member's coupons come judged against the bill, usable ones first.
 
 use super::ledger::rfc3339;
 use super::orders::{preview_order, PreviewOrder};
@@ -124,6 +124,9 @@ pub struct Quote {
     /// What the order would earn as it stands (before any offset).
     pub would_earn: i64,
     pub explanation: Vec<ExplanationLine>,
+    /// The member's unexpired coupons judged against these items: usable
+    /// ones first, the largest discount first; the others say why not.
+    pub coupons: Vec<super::coupons::CouponVerdict>,
 }
 
 pub async fn quote(app: &Regulars, caller: &Principal, input: QuoteRequest) -> AppResult<Quote> {
@@ -166,6 +169,14 @@ pub async fn quote(app: &Regulars, caller: &Principal, input: QuoteRequest) -> A
         .iter()
         .map(|l| l.remaining)
         .sum();
+    let coupons = super::coupons::usable_for_bill(
+        app,
+        &mut conn,
+        &member.id,
+        &input.store_code,
+        &input.items,
+    )
+    .await?;
     drop(conn);
     let preview = preview_order(
         app,
@@ -193,5 +204,6 @@ pub async fn quote(app: &Regulars, caller: &Principal, input: QuoteRequest) -> A
         max_offset_fen: whole_yuan * 100,
         would_earn: preview.points,
         explanation: preview.explanation,
+        coupons,
     })
 }

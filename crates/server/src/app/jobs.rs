@@ -1,13 +1,15 @@
 //! One pass of the periodic jobs as of a given time (`regulars jobs run
 //! [--now]`; `serve` runs the same pass on a timer): point expiry, expiry
-//! reminders 30 and 7 days ahead, the monthly tier review, birthday gifts.
+//! reminders 30 and 7 days ahead, the monthly tier review, birthday gifts
+//! (points and the tier's birthday coupons), coupon expiry.
 //! Every job is safe to run twice for the same moment, and to be cut off
 //! half-way: each member's change is one transaction, and what was done is
 //! recognisable from the rows themselves.
 
+use super::coupons::{self, CouponSource};
 use super::ledger::{self, Posting};
 use super::orders::tier_window_start;
-use super::{AppResult, Regulars};
+use super::{AppError, AppResult, Regulars};
 use chrono::{Datelike, NaiveTime, TimeZone};
 use regulars_core::ledger::{add_months_ms, Allocation, EntryKind};
 use regulars_core::tier::{review, Review, Tier};
@@ -27,6 +29,8 @@ pub struct JobReport {
     pub tier_grace_started: u64,
     pub tier_downgraded: u64,
     pub birthday_gifts: u64,
+    pub birthday_coupons: u64,
+    pub coupons_expired: u64,
 }
 
 /// Run every due job as of `now_ms`.
@@ -36,6 +40,7 @@ pub async fn run_due(app: &Regulars, now_ms: i64) -> AppResult<JobReport> {
     remind_expiring(app, now_ms, &mut report).await?;
     review_tiers(app, now_ms, &mut report).await?;
     birthday_gifts(app, now_ms, &mut report).await?;
+    expire_coupons(app, now_ms, &mut report).await?;
     Ok(report)
 }
 
@@ -325,7 +330,7 @@ async fn birthday_gifts(app: &Regulars, now: i64, report: &mut JobReport) -> App
             let benefits = config
                 .tiers
                 .benefits(Tier::parse(&tier).unwrap_or(Tier::Regular));
-            if benefits.birthday_points <= 0 {
+            if benefits.birthday_points <= 0 && benefits.birthday_coupon_templates.is_empty() {
                 continue;
             }
             let mut tx = app.db.begin().await?;
@@ -338,6 +343,7 @@ async fn birthday_gifts(app: &Regulars, now: i64, report: &mut JobReport) -> App
                 Some(&member_id),
                 &format!("{member_id}:{}", today.year()),
                 &serde_json::json!({"member_id": member_id, "points": benefits.birthday_points,
+                    "coupon_templates": benefits.birthday_coupon_templates,
                     "tier": tier, "year": today.year()})
                 .to_string(),
                 now,
@@ -349,38 +355,88 @@ async fn birthday_gifts(app: &Regulars, now: i64, report: &mut JobReport) -> App
                     .map_err(regulars_store::StoreError::from_sqlx)?;
                 continue;
             }
-            let reason = format!(
-                "{}生日礼 {} 分",
-                benefits.tier.chinese_name(),
-                benefits.birthday_points
-            );
-            ledger::credit(
-                &mut tx,
-                &Posting {
-                    member_id: &member_id,
-                    kind: EntryKind::Bonus,
-                    reason: &reason,
-                    order_id: None,
-                    reference: Some(&format!("birthday:{}", today.year())),
-                    actor: ACTOR,
-                    approver: None,
-                    at: now,
-                },
-                benefits.birthday_points,
-                now,
-                add_months_ms(now, benefits.expiry_months),
-            )
-            .await?;
-            repo::save_member(
-                &mut tx,
-                &member_id,
-                member.points_balance + benefits.birthday_points,
-                member.points_debt,
-                &member.tier,
-            )
-            .await?;
+            if benefits.birthday_points > 0 {
+                let reason = format!(
+                    "{}生日礼 {} 分",
+                    benefits.tier.chinese_name(),
+                    benefits.birthday_points
+                );
+                ledger::credit(
+                    &mut tx,
+                    &Posting {
+                        member_id: &member_id,
+                        kind: EntryKind::Bonus,
+                        reason: &reason,
+                        order_id: None,
+                        reference: Some(&format!("birthday:{}", today.year())),
+                        actor: ACTOR,
+                        approver: None,
+                        at: now,
+                    },
+                    benefits.birthday_points,
+                    now,
+                    add_months_ms(now, benefits.expiry_months),
+                )
+                .await?;
+                repo::save_member(
+                    &mut tx,
+                    &member_id,
+                    member.points_balance + benefits.birthday_points,
+                    member.points_debt,
+                    &member.tier,
+                )
+                .await?;
+            }
+            let pack_ref = format!("{member_id}:{}", today.year());
+            for template in &benefits.birthday_coupon_templates {
+                // A template retired since the policy was set is skipped, not
+                // a reason to withhold the rest of the pack.
+                match coupons::issue_in(
+                    app,
+                    &mut tx,
+                    &member_id,
+                    template,
+                    CouponSource::Birthday,
+                    &pack_ref,
+                    now,
+                )
+                .await
+                {
+                    Ok(_) => report.birthday_coupons += 1,
+                    Err(AppError::Unprocessable { .. }) => {
+                        tracing::warn!(template, "birthday coupon template not active; skipped")
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             commit(tx).await?;
             report.birthday_gifts += 1;
+        }
+    }
+}
+
+/// Coupons past their last day are marked expired (they were already
+/// refused at the till; this keeps lists and counts honest) and a
+/// `coupon.expired` event goes out for each.
+async fn expire_coupons(app: &Regulars, now: i64, report: &mut JobReport) -> AppResult<()> {
+    loop {
+        let mut tx = app.db.begin().await?;
+        let expired = regulars_store::rewards::expire_coupons(&mut tx, now, 500).await?;
+        for (coupon_id, member_id) in &expired {
+            repo::emit(
+                &mut tx,
+                "coupon.expired",
+                Some(member_id),
+                coupon_id,
+                &serde_json::json!({"member_id": member_id, "coupon_id": coupon_id}).to_string(),
+                now,
+            )
+            .await?;
+        }
+        commit(tx).await?;
+        report.coupons_expired += expired.len() as u64;
+        if expired.len() < 500 {
+            return Ok(());
         }
     }
 }

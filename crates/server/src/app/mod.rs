@@ -10,6 +10,8 @@ pub mod auth;
 pub mod chain;
 /// The POS checkout quote and pay codes.
 pub mod checkout;
+/// Coupon templates, issuing, validating and redeeming coupons.
+pub mod coupons;
 /// The application error type.
 pub mod error;
 /// Group commit: orders arriving together share one durable transaction.
@@ -24,6 +26,8 @@ pub mod members;
 pub mod orders;
 /// Points and tiers: balance, history, redemptions, transfers, adjustments.
 pub mod points;
+/// The rewards catalogue and what a redemption with a reward gives.
+pub mod rewards;
 /// `regulars verify`: every ledger invariant, checked against the rows.
 pub mod verify;
 

@@ -116,7 +116,7 @@ fn parse_key(field: &'static str, value: &str) -> AppResult<String> {
     Ok(v.to_string())
 }
 
-fn parse_time(
+pub(crate) fn parse_time(
     app: &Regulars,
     field: &'static str,
     value: &str,
@@ -138,7 +138,7 @@ fn receipt_code() -> String {
 }
 
 /// Unix ms of local midnight starting the day of `local`, and of the next.
-fn local_day_bounds(app: &Regulars, local: chrono::NaiveDateTime) -> (i64, i64) {
+pub(crate) fn local_day_bounds(app: &Regulars, local: chrono::NaiveDateTime) -> (i64, i64) {
     let start = local.date().and_time(NaiveTime::MIN);
     let ms = |t: chrono::NaiveDateTime| {
         app.timezone

@@ -227,6 +227,9 @@ pub struct RedemptionReceipt {
     /// With `family`: how many points each member gave.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contributions: Vec<Contribution>,
+    /// With `reward_id`: what the points bought.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward: Option<super::rewards::RewardOutcome>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -386,7 +389,7 @@ pub fn idempotency_key(key: Option<&str>) -> AppResult<String> {
 /// the same key with another request is 409. The key is claimed in the same
 /// transaction as the change, so a crash leaves neither or both; a failed
 /// change (e.g. not enough points) stores nothing, and may be retried.
-async fn once<F>(
+pub(crate) async fn once<F>(
     app: &Regulars,
     scope: &str,
     key: &str,
@@ -462,6 +465,7 @@ pub async fn redeem(
     let scope = format!("redeem:{member_id}");
     let actor = caller.actor.clone();
     let member_id = member_id.to_string();
+    let app2 = app.clone();
     once(app, &scope, &key, &hash, move |tx| {
         Box::pin(async move {
             let now = now_ms();
@@ -470,8 +474,23 @@ pub async fn redeem(
                 .filter(|m| m.erased_at.is_none())
                 .ok_or(AppError::NotFound { what: "member" })?;
             let redemption_id = uuid::Uuid::now_v7().to_string();
-            let reason = match (&input.reward_id, &input.note) {
-                (Some(r), _) => format!("兑换 {r}"),
+            let reward = match &input.reward_id {
+                Some(r) => Some(
+                    super::rewards::claim_in(
+                        &app2,
+                        tx,
+                        &member,
+                        r,
+                        input.points,
+                        &redemption_id,
+                        now,
+                    )
+                    .await?,
+                ),
+                None => None,
+            };
+            let reason = match (&reward, &input.note) {
+                (Some(r), _) => format!("兑换 {}", r.name),
                 (None, Some(n)) => format!("积分抵扣：{n}"),
                 (None, None) => format!("积分抵扣 @{}", input.store_code),
             };
@@ -536,6 +555,7 @@ pub async fn redeem(
                 points: input.points,
                 balance,
                 contributions,
+                reward,
             })?
             .json)
         })
@@ -923,6 +943,11 @@ pub async fn put_tier_policy(
     let json = serde_json::to_string(&policy)
         .map_err(|e| AppError::unprocessable("invalid_policy", e.to_string()))?;
     let mut tx = app.db.begin().await?;
+    for b in &policy.tiers {
+        for template in &b.birthday_coupon_templates {
+            super::coupons::active_template(&mut tx, template).await?;
+        }
+    }
     staff::put_setting(&mut tx, TIER_POLICY_SETTING, &json).await?;
     staff::audit(
         &mut tx,

@@ -16,6 +16,8 @@ pub mod members;
 pub mod orders;
 /// Points, tiers, redemptions, earning rules.
 pub mod points;
+/// Rewards catalogue, coupon templates, coupons.
+pub mod rewards;
 /// `/api/v1/stores`.
 pub mod stores;
 
@@ -48,7 +50,7 @@ pub struct ApiState {
     info(title = "Regulars API", description = "Customer relationship and loyalty engine for restaurant chains. Amounts are integer fen; times RFC 3339."),
     modifiers(&BearerAuth),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
-    tags((name = "members"), (name = "orders"), (name = "points"), (name = "stores"), (name = "operations"))
+    tags((name = "members"), (name = "orders"), (name = "points"), (name = "rewards"), (name = "stores"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -75,6 +77,7 @@ pub fn api() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(orders::router())
         .merge(points::router())
         .merge(checkout::router())
+        .merge(rewards::router())
         .split_for_parts()
 }
 

@@ -28,7 +28,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(tier_policy, put_tier_policy))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Option<&str> {
     headers
         .get("idempotency-key")
         .map(|v| v.to_str().unwrap_or("\u{0}"))

@@ -110,6 +110,17 @@ async fn store_scoped_keys_stay_in_their_store(app: TestApp) {
 /// is 403 exactly when the matrix says no.
 async fn every_role_meets_the_permission_matrix(app: TestApp) {
     app.create_store("CD01", "成都").await;
+    let coupon_template = app
+        .post(
+            "/api/v1/coupon-templates",
+            json!({"name": "¥5", "valid_days": 7,
+            "benefit": {"kind": "amount_off", "amount_off_fen": 500}}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for role in Role::ALL {
         let store = role.is_store_scoped().then_some("CD01");
         let key = app.key_for(role, store).await;
@@ -158,6 +169,8 @@ async fn every_role_meets_the_permission_matrix(app: TestApp) {
                 Some(json!({"points": 5, "reason": "补录积分"}))).await),
             (Action::PointsGrant, keyed_as(&app, &key, "POST", &adjustments, Some("grant-1"),
                 Some(json!({"points": 5, "reason": "联名卡赠分", "kind": "bonus"}))).await),
+            (Action::CouponIssue, keyed_as(&app, &key, "POST", &format!("/api/v1/members/{member}/coupons"),
+                Some("coupon-1"), Some(json!({"template_id": coupon_template}))).await),
             (Action::RulesManage, app.send("PUT", "/api/v1/earning-rules", k,
                 Some(json!({"rules": [], "note": format!("by {role}")}))).await),
         ];

@@ -11,4 +11,5 @@ mod loyalty;
 mod members;
 mod privacy;
 mod regressions;
+mod rewards;
 mod stores;
