@@ -277,13 +277,15 @@ pub async fn prepare(regulars: &Regulars) -> anyhow::Result<DemoLogin> {
         seed_chain(regulars, &admin).await?;
         seed_members(regulars, &admin).await?;
         let orders = seed_orders(regulars, &admin).await?;
+        let (redeemed, coupons) = seed_rewards(regulars, &admin).await?;
         // Expire what two years of history has let lapse, send reminders,
         // review tiers and give this month's birthday gifts, as of now.
         let report = regulars_server::app::jobs::run_due(regulars, now_ms())
             .await
             .map_err(|e| anyhow::anyhow!("demo jobs: {e}"))?;
         eprintln!(
-            "  {orders} orders over two years; {} points expired, {} birthday gifts",
+            "  {orders} orders over two years; {} points expired, {} birthday gifts; \
+             {redeemed} rewards redeemed, {coupons} coupons given",
             report.expired_points, report.birthday_gifts
         );
         let mut conn = regulars.db.writer().await?;
@@ -309,16 +311,11 @@ pub async fn prepare(regulars: &Regulars) -> anyhow::Result<DemoLogin> {
     })
 }
 
-/// Two years of visits for every demo member, sent through the same order
-/// path the POS uses, member by member in time order, so balances, lots,
-/// tiers and refunds are what the real engine makes of them. Visit rates are
-/// heterogeneous (a few regulars, many occasional guests) and some guests
-/// stop coming, so expiring points, dormant members and every tier show up.
-async fn seed_orders(regulars: &Regulars, admin: &Principal) -> anyhow::Result<u64> {
-    use chrono::{Duration, Timelike};
-    use regulars_core::order::Channel;
-    use regulars_server::app::orders;
-
+/// Every demo member's id and home store, in id order.
+async fn demo_guests(
+    regulars: &Regulars,
+    admin: &Principal,
+) -> anyhow::Result<Vec<(String, String)>> {
     let mut guests: Vec<(String, String)> = Vec::new();
     let mut after = None;
     loop {
@@ -343,6 +340,20 @@ async fn seed_orders(regulars: &Regulars, admin: &Principal) -> anyhow::Result<u
             None => break,
         }
     }
+    Ok(guests)
+}
+
+/// Two years of visits for every demo member, sent through the same order
+/// path the POS uses, member by member in time order, so balances, lots,
+/// tiers and refunds are what the real engine makes of them. Visit rates are
+/// heterogeneous (a few regulars, many occasional guests) and some guests
+/// stop coming, so expiring points, dormant members and every tier show up.
+async fn seed_orders(regulars: &Regulars, admin: &Principal) -> anyhow::Result<u64> {
+    use chrono::{Duration, Timelike};
+    use regulars_core::order::Channel;
+    use regulars_server::app::orders;
+
+    let guests = demo_guests(regulars, admin).await?;
     let mut rng = StdRng::seed_from_u64(20_241_124);
     let now = chrono::Utc::now().with_timezone(&regulars.timezone);
     let start = now - Duration::days(730);
@@ -474,4 +485,218 @@ fn line(
         comped: false,
         staff_meal: false,
     }
+}
+
+/// The rewards catalogue, coupon templates and the gold and black-gold
+/// birthday pack; then some members spend points on rewards, some get a
+/// goodwill coupon, and some of those coupons are used at the till.
+async fn seed_rewards(regulars: &Regulars, admin: &Principal) -> anyhow::Result<(u64, u64)> {
+    use regulars_core::coupon::{Benefit, CouponTemplate};
+    use regulars_core::reward::{RewardKind, RewardSpec};
+    use regulars_core::tier::Tier;
+    use regulars_server::app::{coupons, points, rewards};
+    let err = |what: &'static str| {
+        move |e: regulars_server::AppError| anyhow::anyhow!("demo {what}: {e}")
+    };
+    let template = |name: &str, benefit: Benefit, min: i64, days: u32| CouponTemplate {
+        name: name.into(),
+        benefit,
+        min_spend_fen: min,
+        stores: vec![],
+        weekdays: vec![],
+        time_from: None,
+        time_to: None,
+        valid_days: Some(days),
+        valid_until: None,
+    };
+    let off30 = coupons::create_template(
+        regulars,
+        admin,
+        template(
+            "满200减30",
+            Benefit::AmountOff {
+                amount_off_fen: 3000,
+            },
+            20_000,
+            30,
+        ),
+    )
+    .await
+    .map_err(err("template"))?;
+    let mut tea = template(
+        "下午茶满100减15",
+        Benefit::AmountOff {
+            amount_off_fen: 1500,
+        },
+        10_000,
+        14,
+    );
+    tea.weekdays = vec![1, 2, 3, 4, 5];
+    tea.time_from = Some("14:00".into());
+    tea.time_to = Some("17:00".into());
+    let tea = coupons::create_template(regulars, admin, tea)
+        .await
+        .map_err(err("template"))?;
+    let noodle = coupons::create_template(
+        regulars,
+        admin,
+        template(
+            "手工面一份",
+            Benefit::FreeItem {
+                sku: "Z001".into(),
+                item_name: "手工面".into(),
+            },
+            0,
+            30,
+        ),
+    )
+    .await
+    .map_err(err("template"))?;
+    let birthday = coupons::create_template(
+        regulars,
+        admin,
+        template(
+            "生日红糖糍粑",
+            Benefit::FreeItem {
+                sku: "Z002".into(),
+                item_name: "红糖糍粑".into(),
+            },
+            0,
+            31,
+        ),
+    )
+    .await
+    .map_err(err("template"))?;
+    let reward = |name: &str, kind: RewardKind, cost: i64, template: Option<&str>| RewardSpec {
+        name: name.into(),
+        kind,
+        points_cost: cost,
+        coupon_template_id: template.map(str::to_string),
+        stock: None,
+        per_member_limit: None,
+        min_tier: Tier::Regular,
+        description: None,
+    };
+    let mut catalogue = vec![
+        reward("免费手工面", RewardKind::FreeDish, 150, Some(&noodle.id)),
+        reward("满200减30券", RewardKind::Coupon, 300, Some(&off30.id)),
+        reward("抽奖一次", RewardKind::LotteryEntry, 50, None),
+    ];
+    let mut mug = reward("蜀香定制马克杯", RewardKind::Merchandise, 800, None);
+    mug.stock = Some(60);
+    mug.per_member_limit = Some(1);
+    mug.min_tier = Tier::Silver;
+    catalogue.push(mug);
+    let mut tour = reward("后厨参观 + 炒料体验", RewardKind::Experience, 3000, None);
+    tour.stock = Some(12);
+    tour.min_tier = Tier::Gold;
+    catalogue.push(tour);
+    let mut ids = Vec::new();
+    for spec in catalogue {
+        let r = rewards::create(regulars, admin, spec)
+            .await
+            .map_err(err("reward"))?;
+        ids.push((r.id, r.spec.points_cost, r.spec.min_tier));
+    }
+    rewards::create(
+        regulars,
+        admin,
+        reward("积分抵现", RewardKind::CashOffset, 100, None),
+    )
+    .await
+    .map_err(err("reward"))?;
+    let mut policy = regulars
+        .loyalty
+        .get(regulars)
+        .await
+        .map_err(err("policy"))?
+        .tiers
+        .clone();
+    for b in policy.tiers.iter_mut().filter(|b| b.tier >= Tier::Gold) {
+        b.birthday_coupon_templates = vec![birthday.id.clone()];
+    }
+    points::put_tier_policy(regulars, admin, policy)
+        .await
+        .map_err(err("policy"))?;
+
+    let mut rng = StdRng::seed_from_u64(20_261_124);
+    let (mut redeemed, mut given) = (0u64, 0u64);
+    for (i, (member_id, store)) in demo_guests(regulars, admin).await?.into_iter().enumerate() {
+        if rng.gen_bool(0.15) {
+            let view = points::tier_of(regulars, admin, &member_id)
+                .await
+                .map_err(err("tier"))?;
+            let balance = {
+                let mut conn = regulars.db.reader().await?;
+                regulars_store::ledger::read_member(&mut conn, &member_id)
+                    .await?
+                    .map_or(0, |m| m.points_balance)
+            };
+            let affordable: Vec<_> = ids
+                .iter()
+                .filter(|(_, cost, min)| *cost <= balance && view.tier >= *min)
+                .collect();
+            if !affordable.is_empty() {
+                let (id, cost, _) = affordable[rng.gen_range(0..affordable.len())];
+                let done = points::redeem(
+                    regulars,
+                    admin,
+                    &member_id,
+                    Some(&format!("demo-reward-{i}")),
+                    points::Redeem {
+                        points: *cost,
+                        store_code: store.clone(),
+                        reward_id: Some(id.clone()),
+                        note: None,
+                        family: false,
+                    },
+                )
+                .await;
+                // Out of stock or over the limit is part of a real catalogue.
+                if done.is_ok() {
+                    redeemed += 1;
+                }
+            }
+        }
+        if rng.gen_bool(0.1) {
+            let template = if rng.gen_bool(0.5) {
+                &off30.id
+            } else {
+                &tea.id
+            };
+            let coupon = coupons::issue(
+                regulars,
+                admin,
+                &member_id,
+                Some(&format!("demo-goodwill-{i}")),
+                coupons::IssueCoupon {
+                    template_id: template.clone(),
+                    source: coupons::CouponSource::Campaign,
+                    reason: Some("老客回馈".into()),
+                },
+            )
+            .await
+            .map_err(err("coupon"))?;
+            given += 1;
+            if rng.gen_bool(0.3) {
+                let view: coupons::CouponView = serde_json::from_str(&coupon.json)?;
+                let items = vec![line(MENU[0], 1), line(MENU[5], 2), line(MENU[9], 1)];
+                // The afternoon coupon may not fit the hour; that is fine.
+                let _ = coupons::redeem(
+                    regulars,
+                    admin,
+                    &view.code,
+                    coupons::CouponRedemption {
+                        store_code: store.clone(),
+                        pos_order_id: format!("DEMO-C-{i}"),
+                        items,
+                        occurred_at: None,
+                        member_id: Some(member_id.clone()),
+                    },
+                )
+                .await;
+            }
+        }
+    }
+    Ok((redeemed, given))
 }

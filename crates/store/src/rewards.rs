@@ -171,22 +171,26 @@ pub async fn coupons_of(
     limit: i64,
 ) -> StoreResult<Vec<CouponRow>> {
     match usable_at {
-        Some(now) => sqlx::query_as(&format!(
+        Some(now) => {
+            sqlx::query_as(&format!(
             "{COUPON_SELECT} WHERE c.member_id = $1 AND c.status = 'issued' AND c.expires_at > $2 \
                  ORDER BY c.expires_at, c.id LIMIT $3"
         ))
-        .bind(member_id)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(conn)
-        .await,
-        None => sqlx::query_as(&format!(
+            .bind(member_id)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(conn)
+            .await
+        }
+        None => {
+            sqlx::query_as(&format!(
             "{COUPON_SELECT} WHERE c.member_id = $1 ORDER BY c.issued_at DESC, c.id DESC LIMIT $2"
         ))
-        .bind(member_id)
-        .bind(limit)
-        .fetch_all(conn)
-        .await,
+            .bind(member_id)
+            .bind(limit)
+            .fetch_all(conn)
+            .await
+        }
     }
     .store()
 }
