@@ -91,13 +91,19 @@ pub enum Action {
     PointsGrant,
     /// Give a member a coupon by hand (goodwill, compensation).
     CouponIssue,
+    /// Record a guest's feedback (staff entry, POS, call centre).
+    FeedbackSubmit,
+    /// See feedback, complaints and the service task queue.
+    FeedbackRead,
+    /// Work a complaint: respond, correct, compensate, follow up, close.
+    FeedbackHandle,
     RulesManage,
     StaffManage,
     AuditRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 22] = [
         Action::StoreRead,
         Action::StoreWrite,
         Action::MemberCreate,
@@ -114,6 +120,9 @@ impl Action {
         Action::PointsAdjust,
         Action::PointsGrant,
         Action::CouponIssue,
+        Action::FeedbackSubmit,
+        Action::FeedbackRead,
+        Action::FeedbackHandle,
         Action::RulesManage,
         Action::StaffManage,
         Action::AuditRead,
@@ -173,6 +182,16 @@ pub fn allows(role: Role, action: Action) -> bool {
         PointsAdjust => &[HqAdmin, ServiceAgent, StoreManager],
         PointsGrant => &[HqAdmin, Partner],
         CouponIssue => &[HqAdmin, Marketing, ServiceAgent, StoreManager],
+        FeedbackSubmit => &[HqAdmin, ServiceAgent, StoreManager, Staff, Pos],
+        FeedbackRead => &[
+            HqAdmin,
+            Marketing,
+            Analyst,
+            ServiceAgent,
+            StoreManager,
+            Staff,
+        ],
+        FeedbackHandle => &[HqAdmin, ServiceAgent, StoreManager],
         RulesManage => &[HqAdmin, Marketing],
         StaffManage => &[HqAdmin],
         AuditRead => &[HqAdmin],

@@ -11,6 +11,8 @@ pub mod coupon;
 pub mod earning;
 /// The domain error type shared by every rule in this crate.
 pub mod error;
+/// Guest feedback: categories, severities, the phrase-rule classifier.
+pub mod feedback;
 /// The points ledger: lots, soonest-expiring-first consumption, refunds.
 pub mod ledger;
 /// Members: the validated shape of a guest's profile, consents, tags, taste.

@@ -9,6 +9,8 @@ pub mod chain;
 pub mod db;
 /// The persistence error type.
 pub mod error;
+/// Feedback, complaints, compensations, service tasks.
+pub mod feedback;
 /// The points ledger: entries, lots, allocations, shortfalls, outbox, idempotency.
 pub mod ledger;
 /// Members: profile rows (personal data already encrypted), tags, consents.

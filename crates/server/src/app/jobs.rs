@@ -1,7 +1,8 @@
 //! One pass of the periodic jobs as of a given time (`regulars jobs run
 //! [--now]`; `serve` runs the same pass on a timer): point expiry, expiry
 //! reminders 30 and 7 days ahead, the monthly tier review, birthday gifts
-//! (points and the tier's birthday coupons), coupon expiry.
+//! (points and the tier's birthday coupons), coupon expiry, and the
+//! escalation of complaints whose first response is overdue.
 //! Every job is safe to run twice for the same moment, and to be cut off
 //! half-way: each member's change is one transaction, and what was done is
 //! recognisable from the rows themselves.
@@ -31,6 +32,7 @@ pub struct JobReport {
     pub birthday_gifts: u64,
     pub birthday_coupons: u64,
     pub coupons_expired: u64,
+    pub complaints_escalated: u64,
 }
 
 /// Run every due job as of `now_ms`.
@@ -41,6 +43,7 @@ pub async fn run_due(app: &Regulars, now_ms: i64) -> AppResult<JobReport> {
     review_tiers(app, now_ms, &mut report).await?;
     birthday_gifts(app, now_ms, &mut report).await?;
     expire_coupons(app, now_ms, &mut report).await?;
+    report.complaints_escalated = super::feedback::escalate_overdue(app, now_ms).await?;
     Ok(report)
 }
 

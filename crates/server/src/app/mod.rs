@@ -14,6 +14,8 @@ pub mod checkout;
 pub mod coupons;
 /// The application error type.
 pub mod error;
+/// Feedback, complaints, compensation, the service task queue.
+pub mod feedback;
 /// Group commit: orders arriving together share one durable transaction.
 pub mod group_commit;
 /// Periodic jobs: point expiry and reminders, tier review, birthday gifts.

@@ -8,6 +8,8 @@ pub mod checkout;
 pub mod error;
 /// Extractors whose failures are JSON errors; the authenticated caller.
 pub mod extract;
+/// Feedback, complaints, compensation, tasks.
+pub mod feedback;
 /// `/healthz`, `/readyz`.
 pub mod health;
 /// `/api/v1/members`.
@@ -50,7 +52,7 @@ pub struct ApiState {
     info(title = "Regulars API", description = "Customer relationship and loyalty engine for restaurant chains. Amounts are integer fen; times RFC 3339."),
     modifiers(&BearerAuth),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
-    tags((name = "members"), (name = "orders"), (name = "points"), (name = "rewards"), (name = "stores"), (name = "operations"))
+    tags((name = "members"), (name = "orders"), (name = "points"), (name = "rewards"), (name = "feedback"), (name = "stores"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -78,6 +80,7 @@ pub fn api() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(points::router())
         .merge(checkout::router())
         .merge(rewards::router())
+        .merge(feedback::router())
         .split_for_parts()
 }
 

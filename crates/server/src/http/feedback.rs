@@ -1,0 +1,211 @@
+//! Feedback and service recovery: `/api/v1/feedback…`, `/api/v1/compensations/{id}/decision`,
+//! `/api/v1/tasks…`.
+
+use super::error::{ErrorBody, Result};
+use super::extract::{Caller, Json, Path, Query};
+use super::points::idempotency_key;
+use super::{recorded, ApiState};
+use crate::app::feedback::{
+    self, Accuracy, Compensate, CompensationView, Correction, Decision, FeedbackQuery,
+    FeedbackReceipt, FeedbackView, SubmitFeedback, TaskDone, TaskQuery, TaskView, Transition,
+};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use regulars_core::feedback::ClassifierRules;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, submit))
+        .routes(routes!(accuracy))
+        .routes(routes!(rules, put_rules))
+        .routes(routes!(get))
+        .routes(routes!(transition))
+        .routes(routes!(correct))
+        .routes(routes!(compensate))
+        .routes(routes!(decide))
+        .routes(routes!(tasks))
+        .routes(routes!(complete_task))
+}
+
+/// Feedback from any channel, classified on arrival (API.md).
+#[utoipa::path(post, path = "/api/v1/feedback", tag = "feedback", request_body = SubmitFeedback,
+    responses((status = 201, body = FeedbackReceipt),
+              (status = 409, description = "duplicate_feedback", body = ErrorBody),
+              (status = 422, description = "invalid_field, unknown_store, unknown_member, unknown_order", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn submit(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Json(body): Json<SubmitFeedback>,
+) -> Result<(StatusCode, Json<FeedbackReceipt>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(feedback::submit(&state.regulars, &caller, body).await?),
+    ))
+}
+
+/// Feedback newest first (`store`, `status` narrow it).
+#[utoipa::path(get, path = "/api/v1/feedback", tag = "feedback", params(FeedbackQuery),
+    responses((status = 200, body = [FeedbackView])), security(("api_key" = [])))]
+pub async fn list(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Query(q): Query<FeedbackQuery>,
+) -> Result<Json<Vec<FeedbackView>>> {
+    Ok(Json(feedback::list(&state.regulars, &caller, q).await?))
+}
+
+/// One feedback with its timeline and compensations.
+#[utoipa::path(get, path = "/api/v1/feedback/{id}", tag = "feedback", params(("id" = String, Path)),
+    responses((status = 200, body = FeedbackView), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn get(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<FeedbackView>> {
+    Ok(Json(feedback::get(&state.regulars, &caller, &id).await?))
+}
+
+/// Move a complaint along: acknowledged, in_progress, resolved (with root
+/// cause and the outcome the guest is told), followed_up, closed.
+#[utoipa::path(post, path = "/api/v1/feedback/{id}/transitions", tag = "feedback", request_body = Transition,
+    params(("id" = String, Path)),
+    responses((status = 200, body = FeedbackView), (status = 404, body = ErrorBody),
+              (status = 409, description = "invalid_transition", body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn transition(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Json(body): Json<Transition>,
+) -> Result<Json<FeedbackView>> {
+    Ok(Json(
+        feedback::transition(&state.regulars, &caller, &id, body).await?,
+    ))
+}
+
+/// Correct the classifier (kept to measure its accuracy).
+#[utoipa::path(post, path = "/api/v1/feedback/{id}/classification", tag = "feedback", request_body = Correction,
+    params(("id" = String, Path)),
+    responses((status = 200, body = FeedbackView), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn correct(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Json(body): Json<Correction>,
+) -> Result<Json<FeedbackView>> {
+    Ok(Json(
+        feedback::correct(&state.regulars, &caller, &id, body).await?,
+    ))
+}
+
+/// How often the classifier agreed with staff.
+#[utoipa::path(get, path = "/api/v1/feedback/accuracy", tag = "feedback",
+    responses((status = 200, body = Accuracy)), security(("api_key" = [])))]
+pub async fn accuracy(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+) -> Result<Json<Accuracy>> {
+    Ok(Json(feedback::accuracy(&state.regulars, &caller).await?))
+}
+
+/// The classifier's phrase rules.
+#[utoipa::path(get, path = "/api/v1/feedback/rules", tag = "feedback",
+    responses((status = 200, body = ClassifierRules)), security(("api_key" = [])))]
+pub async fn rules(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+) -> Result<Json<ClassifierRules>> {
+    Ok(Json(feedback::rules(&state.regulars, &caller).await?))
+}
+
+/// Replace the classifier's phrase rules.
+#[utoipa::path(put, path = "/api/v1/feedback/rules", tag = "feedback", request_body = ClassifierRules,
+    responses((status = 200, body = ClassifierRules), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn put_rules(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Json(body): Json<ClassifierRules>,
+) -> Result<Json<ClassifierRules>> {
+    Ok(Json(
+        feedback::put_rules(&state.regulars, &caller, body).await?,
+    ))
+}
+
+/// Compensate the guest: points (ledger), a coupon, or a refund note. Above
+/// the caller's limit it waits for approval. Send an `Idempotency-Key`.
+#[utoipa::path(post, path = "/api/v1/feedback/{id}/compensations", tag = "feedback", request_body = Compensate,
+    params(("id" = String, Path), ("Idempotency-Key" = String, Header)),
+    responses((status = 201, body = CompensationView),
+              (status = 200, description = "replay", body = CompensationView),
+              (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn compensate(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Compensate>,
+) -> Result<Response> {
+    Ok(recorded(
+        feedback::compensate(
+            &state.regulars,
+            &caller,
+            &id,
+            idempotency_key(&headers),
+            body,
+        )
+        .await?,
+    ))
+}
+
+/// Approve or reject a compensation waiting for approval.
+#[utoipa::path(post, path = "/api/v1/compensations/{id}/decision", tag = "feedback", request_body = Decision,
+    params(("id" = String, Path)),
+    responses((status = 200, body = CompensationView), (status = 409, description = "already_decided", body = ErrorBody),
+              (status = 422, description = "over_approval_limit, approver_is_requester", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn decide(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Json(body): Json<Decision>,
+) -> Result<Json<CompensationView>> {
+    Ok(Json(
+        feedback::decide(&state.regulars, &caller, &id, body).await?,
+    ))
+}
+
+/// The service task queue (complaints, follow-ups, care calls), soonest due first.
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "feedback", params(TaskQuery),
+    responses((status = 200, body = [TaskView])), security(("api_key" = [])))]
+pub async fn tasks(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Query(q): Query<TaskQuery>,
+) -> Result<Json<Vec<TaskView>>> {
+    Ok(Json(feedback::tasks(&state.regulars, &caller, q).await?))
+}
+
+/// Close a task with its outcome.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/done", tag = "feedback", request_body = TaskDone,
+    params(("id" = String, Path)),
+    responses((status = 200, body = TaskView), (status = 409, description = "task_done", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn complete_task(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Json(body): Json<TaskDone>,
+) -> Result<Json<TaskView>> {
+    Ok(Json(
+        feedback::complete_task(&state.regulars, &caller, &id, body).await?,
+    ))
+}
