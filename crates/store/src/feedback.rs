@@ -148,9 +148,15 @@ pub async fn move_status(
     resolution: Option<&str>,
 ) -> StoreResult<bool> {
     let column = stamp_column(to).unwrap_or("updated_at");
+    // Any step counts as the first response; PostgreSQL refuses a column
+    // assigned twice, so acknowledging sets it only once.
+    let first_response = if column == "acknowledged_at" {
+        ""
+    } else {
+        "acknowledged_at = COALESCE(acknowledged_at, $4), "
+    };
     let done = sqlx::query(&format!(
-        "UPDATE feedback SET status = $3, {column} = $4, updated_at = $4, \
-         acknowledged_at = COALESCE(acknowledged_at, $4), \
+        "UPDATE feedback SET status = $3, {column} = $4, updated_at = $4, {first_response}\
          root_cause = COALESCE($5, root_cause), resolution = COALESCE($6, resolution) \
          WHERE id = $1 AND status = $2"
     ))

@@ -365,11 +365,14 @@ pub struct TimelineEntry {
 
 fn view(app: &Regulars, f: FeedbackRow) -> FeedbackView {
     let t = |v: Option<i64>| v.map(|ms| rfc3339(app, ms));
-    let first_response = f.acknowledged_at.unwrap_or(i64::MAX);
+    // Breached: answered after the deadline, or not answered and either past
+    // it now or already escalated for it.
+    let sla_breached = f.due_at.is_some_and(|d| match f.acknowledged_at {
+        Some(a) => a > d,
+        None => now_ms() > d || f.escalation_level > 0,
+    });
     FeedbackView {
-        sla_breached: f.due_at.is_some_and(|d| {
-            first_response.min(now_ms()) > d || f.acknowledged_at.is_some_and(|a| a > d)
-        }),
+        sla_breached,
         reasons: serde_json::from_str(&f.reasons_json).unwrap_or_default(),
         due_at: t(f.due_at),
         created_at: rfc3339(app, f.created_at),

@@ -141,6 +141,17 @@ async fn every_role_meets_the_permission_matrix(app: TestApp) {
         };
         let placed = app.post("/api/v1/orders", order(format!("R-{role}"))).await;
         assert_eq!(placed.status, 201, "{}", placed.body);
+        let complaint = app
+            .post(
+                "/api/v1/feedback",
+                json!({"store_code": "CD01", "channel": "staff",
+                "text": format!("上菜太慢（{role}）"), "rating": 2}),
+            )
+            .await
+            .body["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let points = format!("/api/v1/members/{member}/points");
         let redemptions = format!("/api/v1/members/{member}/redemptions");
         let adjustments = format!("/api/v1/members/{member}/adjustments");
@@ -171,6 +182,11 @@ async fn every_role_meets_the_permission_matrix(app: TestApp) {
                 Some(json!({"points": 5, "reason": "联名卡赠分", "kind": "bonus"}))).await),
             (Action::CouponIssue, keyed_as(&app, &key, "POST", &format!("/api/v1/members/{member}/coupons"),
                 Some("coupon-1"), Some(json!({"template_id": coupon_template}))).await),
+            (Action::FeedbackSubmit, app.send("POST", "/api/v1/feedback", k,
+                Some(json!({"store_code": "CD01", "channel": "staff", "text": format!("环境太吵（{role}）")}))).await),
+            (Action::FeedbackRead, app.send("GET", "/api/v1/feedback?store=CD01", k, None).await),
+            (Action::FeedbackHandle, app.send("POST", &format!("/api/v1/feedback/{complaint}/transitions"), k,
+                Some(json!({"to": "acknowledged"}))).await),
             (Action::RulesManage, app.send("PUT", "/api/v1/earning-rules", k,
                 Some(json!({"rules": [], "note": format!("by {role}")}))).await),
         ];

@@ -7,6 +7,7 @@ mod access;
 mod checkout;
 mod errors;
 mod family;
+mod feedback;
 mod loyalty;
 mod members;
 mod privacy;

@@ -1,0 +1,647 @@
+//! Feedback and service recovery over HTTP: classification on arrival,
+//! refusals that store nothing, the whole complaint workflow with
+//! compensation through the ledger, SLA escalation driven by the jobs,
+//! approval above a role's limit, corrections and editable rules.
+
+use crate::helpers::{random_phone, Reply, TestApp};
+use crate::loyalty::{
+    assert_ledger_sound, balance, entries, keyed, keyed_as, member, run_jobs, simple_order,
+};
+use crate::on_both_backends;
+use chrono::Utc;
+use regulars_core::access::Role;
+use serde_json::{json, Value};
+
+on_both_backends!(
+    feedback_is_classified_on_arrival_as_api_md_says,
+    bad_feedback_is_refused_and_nothing_is_stored,
+    a_complaint_runs_the_whole_workflow,
+    overdue_complaints_escalate_to_the_region_then_hq,
+    compensation_above_the_limit_waits_for_approval,
+    corrections_are_kept_and_measure_the_classifier,
+    staff_edit_the_classifier_rules,
+    store_staff_see_only_their_stores_feedback,
+);
+
+async fn submit(app: &TestApp, body: Value) -> Reply {
+    app.post("/api/v1/feedback", body).await
+}
+
+async fn complaint(app: &TestApp, member: Option<&str>, text: &str, rating: i64) -> Value {
+    let mut body = json!({"store_code": "CD01", "channel": "h5", "text": text, "rating": rating});
+    if let Some(m) = member {
+        body["member_id"] = json!(m);
+    }
+    let r = submit(app, body).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.body
+}
+
+async fn move_to(app: &TestApp, id: &str, body: Value) -> Reply {
+    app.post(&format!("/api/v1/feedback/{id}/transitions"), body)
+        .await
+}
+
+async fn feedback_count(app: &TestApp) -> usize {
+    app.get("/api/v1/feedback?limit=500")
+        .await
+        .body
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+async fn outbox(app: &TestApp, kind: &str) -> i64 {
+    let mut conn = app.regulars.db.reader().await.unwrap();
+    sqlx::query_scalar::<_, i64>(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM outbox_events WHERE kind = $1",
+    )
+    .bind(kind)
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap()
+}
+
+fn ms(rfc3339: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .timestamp_millis()
+}
+
+async fn feedback_is_classified_on_arrival_as_api_md_says(app: TestApp) {
+    app.create_store("CD01", "成都").await;
+    let before = Utc::now().timestamp_millis();
+    let r = submit(
+        &app,
+        json!({"store_code": "CD01", "channel": "table_qr", "rating": 4,
+            "text": "锅底不错，但是毛肚里吃出一根头发，电话13812345678"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["category"], "food_safety");
+    assert_eq!(
+        r.body["severity"], "critical",
+        "food safety is always critical, whatever the stars"
+    );
+    assert!(!r.body["reasons"].as_array().unwrap().is_empty());
+    let due = ms(r.body["due_at"].as_str().unwrap());
+    assert!(
+        (due - before - 30 * 60_000).abs() < 60_000,
+        "due in 30 minutes"
+    );
+    let id = r.body["id"].as_str().unwrap();
+    let stored = app.get(&format!("/api/v1/feedback/{id}")).await;
+    assert_eq!(stored.body["status"], "open");
+    let text = stored.body["text"].as_str().unwrap();
+    assert!(
+        text.contains("138****5678") && !text.contains("13812345678"),
+        "{text}"
+    );
+
+    let praise = submit(
+        &app,
+        json!({"store_code": "CD01", "channel": "staff", "rating": 5, "nps": 10,
+            "text": "服务员小李特别热情，锅底也好吃，下次还来"}),
+    )
+    .await;
+    assert_eq!(praise.status, 201);
+    assert_eq!(praise.body["category"], "praise");
+    assert_eq!(praise.body["severity"], "none");
+    assert!(praise.body.get("due_at").is_none(), "{}", praise.body);
+    let slow = submit(
+        &app,
+        json!({"store_code": "CD01", "channel": "call_center", "rating": 2, "text": "等了五十分钟才上菜"}),
+    )
+    .await;
+    assert_eq!(slow.body["category"], "waiting_time");
+    assert_eq!(slow.body["severity"], "medium");
+    assert_eq!(outbox(&app, "complaint.opened").await, 2);
+    assert_eq!(outbox(&app, "feedback.received").await, 1);
+    let tasks = app.get("/api/v1/tasks?store=CD01").await;
+    assert_eq!(
+        tasks.body.as_array().unwrap().len(),
+        2,
+        "one complaint task each"
+    );
+}
+
+async fn bad_feedback_is_refused_and_nothing_is_stored(app: TestApp) {
+    app.create_store("CD01", "成都").await;
+    let ok = json!({"store_code": "CD01", "channel": "h5", "text": "上菜太慢", "rating": 2});
+    let cases = [
+        (json!({"rating": 6}), 422, "rating"),
+        (json!({"rating": 0}), 422, "rating"),
+        (json!({"nps": 11}), 422, "nps"),
+        (json!({"text": "   "}), 422, "text"),
+        (json!({"text": "长".repeat(2001)}), 422, "text"),
+        (json!({"store_code": "NOPE"}), 422, "unknown_store"),
+        (json!({"member_id": "ghost"}), 422, "unknown_member"),
+        (
+            json!({"pos_order_id": "NO-SUCH-ORDER"}),
+            422,
+            "unknown_order",
+        ),
+    ];
+    for (change, status, what) in cases {
+        let mut body = ok.clone();
+        for (k, v) in change.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = submit(&app, body).await;
+        assert_eq!(r.status, status, "{what}: {}", r.body);
+        let said = format!("{} {}", r.code(), r.body["error"]["message"]);
+        assert!(said.contains(what), "{what}: {said}");
+    }
+    let r = submit(
+        &app,
+        json!({"store_code": "CD01", "channel": "fax", "text": "x"}),
+    )
+    .await;
+    assert!(r.status == 400 || r.status == 422, "{}", r.body);
+    let r = submit(
+        &app,
+        json!({"store_code": "CD01", "channel": "h5", "text": "x", "photo": "a.exe"}),
+    )
+    .await;
+    assert!(
+        r.status == 400 || r.status == 422,
+        "unknown fields are refused: {}",
+        r.body
+    );
+    assert_eq!(feedback_count(&app).await, 0, "nothing stored");
+
+    assert_eq!(submit(&app, ok.clone()).await.status, 201);
+    let again = submit(&app, ok.clone()).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert_eq!(again.code(), "duplicate_feedback");
+    assert_eq!(feedback_count(&app).await, 1);
+}
+
+async fn a_complaint_runs_the_whole_workflow(app: TestApp) {
+    let m = member(&app).await;
+    simple_order(&app, "W-1", &m, 30_000).await;
+    let manager = app.key_for(Role::StoreManager, Some("CD01")).await;
+    let tpl = app
+        .post(
+            "/api/v1/coupon-templates",
+            json!({"name": "致歉券", "valid_days": 30,
+            "benefit": {"kind": "amount_off", "amount_off_fen": 3000}}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = submit(
+        &app,
+        json!({"store_code": "CD01", "channel": "h5", "member_id": m, "pos_order_id": "W-1",
+            "rating": 1, "text": "服务员态度恶劣，叫了好几次都不理人"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["category"], "service_attitude");
+    assert_eq!(r.body["severity"], "high");
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/feedback/{id}/transitions");
+    let send = |to: &str, extra: Value| {
+        let mut body = json!({"to": to});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        app.send("POST", &path, Some(&manager), Some(body))
+    };
+    assert_eq!(
+        send("closed", json!({})).await.status,
+        409,
+        "cannot skip to closed"
+    );
+    let r = send("acknowledged", json!({"note": "已致电顾客道歉"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["acknowledged_at"].is_string());
+    assert_eq!(r.body["sla_breached"], false);
+    assert_eq!(
+        send("in_progress", json!({})).await.body["status"],
+        "in_progress"
+    );
+
+    // Compensation: points within the manager's limit, and a coupon.
+    let before = balance(&app, &m).await;
+    let comp = keyed_as(
+        &app,
+        &manager,
+        "POST",
+        &format!("/api/v1/feedback/{id}/compensations"),
+        Some("comp-1"),
+        Some(json!({"kind": "points", "points": 200, "note": "服务态度致歉"})),
+    )
+    .await;
+    assert_eq!(comp.status, 201, "{}", comp.body);
+    assert_eq!(comp.body["status"], "granted");
+    let replay = keyed_as(
+        &app,
+        &manager,
+        "POST",
+        &format!("/api/v1/feedback/{id}/compensations"),
+        Some("comp-1"),
+        Some(json!({"kind": "points", "points": 200, "note": "服务态度致歉"})),
+    )
+    .await;
+    assert_eq!(replay.status, 200, "a retry gives nothing twice");
+    assert_eq!(balance(&app, &m).await, before + 200);
+    let ledger = entries(&app, &m).await;
+    assert_eq!(ledger[0], ("compensation".to_string(), 200));
+    let points = app.get(&format!("/api/v1/members/{m}/points")).await;
+    assert!(
+        points.body["entries"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("投诉补偿"),
+        "{}",
+        points.body
+    );
+    let coupon = keyed_as(
+        &app,
+        &manager,
+        "POST",
+        &format!("/api/v1/feedback/{id}/compensations"),
+        Some("comp-2"),
+        Some(json!({"kind": "coupon", "template_id": tpl, "note": "下次用餐减30"})),
+    )
+    .await;
+    assert_eq!(coupon.status, 201, "{}", coupon.body);
+    let mine = app.get(&format!("/api/v1/members/{m}/coupons")).await;
+    assert_eq!(mine.body[0]["source"], "compensation");
+
+    // Resolution needs a root cause and what the guest is told.
+    assert_eq!(
+        send("resolved", json!({"note": "已道歉并补偿"}))
+            .await
+            .status,
+        422
+    );
+    assert_eq!(
+        send("resolved", json!({"root_cause": "staff_training"}))
+            .await
+            .status,
+        422
+    );
+    let r = send(
+        "resolved",
+        json!({"root_cause": "staff_training", "note": "已道歉并补偿200积分和30元券"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["root_cause"], "staff_training");
+    assert_eq!(
+        outbox(&app, "complaint.resolved").await,
+        1,
+        "the guest is told"
+    );
+    let tasks = app.send("GET", "/api/v1/tasks", Some(&manager), None).await;
+    let open: Vec<&Value> = tasks.body.as_array().unwrap().iter().collect();
+    assert_eq!(
+        open.len(),
+        1,
+        "the complaint task is done; the follow-up is due: {}",
+        tasks.body
+    );
+    assert_eq!(open[0]["kind"], "follow_up");
+    assert!(
+        ms(open[0]["due_at"].as_str().unwrap()) > Utc::now().timestamp_millis() + 2 * 86_400_000
+    );
+
+    assert_eq!(
+        send("followed_up", json!({})).await.status,
+        422,
+        "say what the guest said"
+    );
+    let r = send("followed_up", json!({"note": "回访：顾客表示满意"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let tasks = app
+        .send("GET", "/api/v1/tasks?all=true", Some(&manager), None)
+        .await;
+    assert!(
+        tasks
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "done"),
+        "{}",
+        tasks.body
+    );
+    let r = send("closed", json!({})).await;
+    assert_eq!(r.body["status"], "closed");
+    let full = app.get(&format!("/api/v1/feedback/{id}")).await.body;
+    for stamp in [
+        "acknowledged_at",
+        "started_at",
+        "resolved_at",
+        "followed_up_at",
+        "closed_at",
+    ] {
+        assert!(full[stamp].is_string(), "{stamp}: {full}");
+    }
+    let kinds: Vec<&str> = full["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "received",
+            "acknowledged",
+            "in_progress",
+            "compensated",
+            "compensated",
+            "resolved",
+            "followed_up",
+            "closed"
+        ]
+    );
+    assert_eq!(full["compensations"].as_array().unwrap().len(), 2);
+    assert_eq!(send("in_progress", json!({})).await.status, 409);
+    assert_ledger_sound(&app).await;
+}
+
+async fn overdue_complaints_escalate_to_the_region_then_hq(app: TestApp) {
+    app.create_store("CD01", "成都").await;
+    let late = complaint(&app, None, "上菜太慢，等了一个小时", 2).await;
+    let answered = complaint(&app, None, "服务员态度不好", 2).await;
+    let r = move_to(
+        &app,
+        answered["id"].as_str().unwrap(),
+        json!({"to": "acknowledged"}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let due = ms(late["due_at"].as_str().unwrap());
+    assert_eq!(run_jobs(&app, due - 60_000).await.complaints_escalated, 0);
+    assert_eq!(
+        run_jobs(&app, due + 1).await.complaints_escalated,
+        1,
+        "only the unanswered one"
+    );
+    assert_eq!(
+        run_jobs(&app, due + 2).await.complaints_escalated,
+        0,
+        "once per level"
+    );
+    let id = late["id"].as_str().unwrap();
+    let v = app.get(&format!("/api/v1/feedback/{id}")).await.body;
+    assert_eq!(v["escalation_level"], 1);
+    assert_eq!(v["sla_breached"], true);
+    assert_eq!(
+        run_jobs(&app, due + 30 * 60_000 + 1)
+            .await
+            .complaints_escalated,
+        1
+    );
+    let v = app.get(&format!("/api/v1/feedback/{id}")).await.body;
+    assert_eq!(v["escalation_level"], 2);
+    assert!(v["escalated_at"].is_string());
+    assert_eq!(
+        run_jobs(&app, due + 90 * 60_000).await.complaints_escalated,
+        0,
+        "HQ is the top"
+    );
+    assert_eq!(outbox(&app, "complaint.escalated").await, 2);
+    let escalations = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "escalated")
+        .count();
+    assert_eq!(escalations, 2);
+    // Through the CLI's entry point too: `jobs run --now` is this call.
+    assert_ledger_sound(&app).await;
+}
+
+async fn compensation_above_the_limit_waits_for_approval(app: TestApp) {
+    let m = member(&app).await;
+    let manager = app.key_for(Role::StoreManager, Some("CD01")).await;
+    let agent = app.key_for(Role::ServiceAgent, None).await;
+    let c = complaint(&app, Some(&m), "锅底太咸了根本没法吃", 1).await;
+    let id = c["id"].as_str().unwrap();
+    let r = keyed_as(
+        &app,
+        &manager,
+        "POST",
+        &format!("/api/v1/feedback/{id}/compensations"),
+        Some("big"),
+        Some(json!({"kind": "points", "points": 800, "note": "重大失误"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["status"], "pending");
+    assert_eq!(balance(&app, &m).await, 0, "nothing given before approval");
+    let comp = r.body["id"].as_str().unwrap().to_string();
+    let decision = format!("/api/v1/compensations/{comp}/decision");
+    let r = app
+        .send(
+            "POST",
+            &decision,
+            Some(&manager),
+            Some(json!({"approve": true})),
+        )
+        .await;
+    assert_eq!(r.code(), "approver_is_requester");
+    let r = app
+        .send(
+            "POST",
+            &decision,
+            Some(&agent),
+            Some(json!({"approve": true})),
+        )
+        .await;
+    assert_eq!(
+        r.status, 200,
+        "an agent may approve 800 (limit 2,000): {}",
+        r.body
+    );
+    assert_eq!(r.body["status"], "granted");
+    assert_eq!(balance(&app, &m).await, 800);
+    let r = app
+        .send(
+            "POST",
+            &decision,
+            Some(&app.admin_key.clone()),
+            Some(json!({"approve": true})),
+        )
+        .await;
+    assert_eq!(r.status, 409, "decided once");
+    assert_eq!(balance(&app, &m).await, 800);
+    // A refund note and a rejection.
+    let r = keyed(
+        &app,
+        &format!("/api/v1/feedback/{id}/compensations"),
+        "refund",
+        json!({"kind": "refund_note", "amount_fen": 5800, "note": "锅底已退款"}),
+    )
+    .await;
+    assert_eq!(r.body["status"], "granted");
+    let r = keyed_as(
+        &app,
+        &manager,
+        "POST",
+        &format!("/api/v1/feedback/{id}/compensations"),
+        Some("big2"),
+        Some(json!({"kind": "points", "points": 900, "note": "再补"})),
+    )
+    .await;
+    let second = r.body["id"].as_str().unwrap().to_string();
+    let r = app
+        .post(
+            &format!("/api/v1/compensations/{second}/decision"),
+            json!({"approve": false, "note": "已补偿过"}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "rejected");
+    assert_eq!(balance(&app, &m).await, 800);
+    let bad = keyed(
+        &app,
+        &format!("/api/v1/feedback/{id}/compensations"),
+        "bad",
+        json!({"kind": "points", "points": 0, "note": "x"}),
+    )
+    .await;
+    assert_eq!(bad.status, 422);
+    let anonymous = complaint(&app, None, "环境太吵了", 2).await;
+    let r = keyed(
+        &app,
+        &format!(
+            "/api/v1/feedback/{}/compensations",
+            anonymous["id"].as_str().unwrap()
+        ),
+        "anon",
+        json!({"kind": "points", "points": 10, "note": "x"}),
+    )
+    .await;
+    assert_eq!(r.code(), "no_member");
+    assert_ledger_sound(&app).await;
+}
+
+async fn corrections_are_kept_and_measure_the_classifier(app: TestApp) {
+    app.create_store("CD01", "成都").await;
+    let a = complaint(&app, None, "上菜太慢", 2).await;
+    complaint(&app, None, "服务员态度很差", 1).await;
+    complaint(&app, None, "价格太贵了", 3).await;
+    let id = a["id"].as_str().unwrap();
+    let path = format!("/api/v1/feedback/{id}/classification");
+    let r = app
+        .post(&path, json!({"category": "food_safety", "severity": "low"}))
+        .await;
+    assert_eq!(r.status, 422, "food safety is always critical");
+    let r = app
+        .post(&path, json!({"category": "praise", "severity": "low"}))
+        .await;
+    assert_eq!(r.status, 422);
+    let r = app
+        .post(
+            &path,
+            json!({"category": "dish_quality", "severity": "high", "note": "其实是菜凉了"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["category"], "dish_quality");
+    assert_eq!(
+        r.body["auto_category"], "waiting_time",
+        "the classifier's answer is kept"
+    );
+    let acc = app.get("/api/v1/feedback/accuracy").await.body;
+    assert_eq!(acc["feedback"], 3);
+    assert_eq!(acc["corrected"], 1);
+    let got = acc["category_accuracy"].as_f64().unwrap();
+    assert!((got - 2.0 / 3.0).abs() < 1e-9, "{acc}");
+}
+
+async fn staff_edit_the_classifier_rules(app: TestApp) {
+    app.create_store("CD01", "成都").await;
+    let before = complaint(&app, None, "汤里漂着一只蜗牛壳", 3).await;
+    assert_ne!(before["severity"], "critical");
+    let mut rules = app.get("/api/v1/feedback/rules").await.body;
+    let critical = rules["rules"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["critical"] == true)
+        .unwrap();
+    critical["phrases"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("蜗牛"));
+    let r = app
+        .send(
+            "PUT",
+            "/api/v1/feedback/rules",
+            Some(&app.admin_key.clone()),
+            Some(rules.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let after = complaint(&app, None, "凉菜里有一只小蜗牛", 3).await;
+    assert_eq!(after["severity"], "critical");
+    assert_eq!(after["category"], "food_safety");
+    let mut gutted = rules.clone();
+    gutted["rules"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| r["critical"] != true);
+    let r = app
+        .send(
+            "PUT",
+            "/api/v1/feedback/rules",
+            Some(&app.admin_key.clone()),
+            Some(gutted),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let staff = app.key_for(Role::Staff, Some("CD01")).await;
+    let r = app
+        .send("PUT", "/api/v1/feedback/rules", Some(&staff), Some(rules))
+        .await;
+    assert_eq!(r.status, 403);
+}
+
+async fn store_staff_see_only_their_stores_feedback(app: TestApp) {
+    app.create_store("CD01", "成都").await;
+    app.create_store("BJ01", "北京").await;
+    let theirs = submit(
+        &app,
+        json!({"store_code": "BJ01", "channel": "h5", "text": "环境太吵"}),
+    )
+    .await;
+    let manager = app.key_for(Role::StoreManager, Some("CD01")).await;
+    let r = app
+        .send(
+            "GET",
+            &format!("/api/v1/feedback/{}", theirs.body["id"].as_str().unwrap()),
+            Some(&manager),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = app
+        .send(
+            "POST",
+            "/api/v1/feedback",
+            Some(&manager),
+            Some(json!({"store_code": "BJ01", "channel": "staff", "text": "代录"})),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let list = app
+        .send("GET", "/api/v1/feedback", Some(&manager), None)
+        .await;
+    assert!(list.body.as_array().unwrap().is_empty(), "{}", list.body);
+    let pos = app.key_for(Role::Pos, Some("CD01")).await;
+    let r = app.send("POST", "/api/v1/feedback", Some(&pos),
+        Some(json!({"store_code": "CD01", "channel": "table_qr", "text": "酸梅汤很好喝", "phone": random_phone()}))).await;
+    assert!(
+        r.status == 400 || r.status == 422,
+        "phone is not a field of this call: {}",
+        r.body
+    );
+}
