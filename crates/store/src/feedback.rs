@@ -13,6 +13,7 @@ pub struct FeedbackRow {
     pub member_id: Option<String>,
     pub order_id: Option<String>,
     pub pos_order_id: Option<String>,
+    pub table_no: Option<String>,
     pub channel: String,
     pub text: String,
     pub rating: Option<i64>,
@@ -39,7 +40,8 @@ pub struct FeedbackRow {
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "id, store_code, member_id, order_id, pos_order_id, channel, text, rating, \
+const COLUMNS: &str =
+    "id, store_code, member_id, order_id, pos_order_id, table_no, channel, text, rating, \
     nps, category, severity, reasons_json, auto_category, auto_severity, status, escalation_level, \
     due_at, acknowledged_at, started_at, resolved_at, followed_up_at, closed_at, escalated_at, \
     root_cause, resolution, dedupe_key, submitted_by, created_at, updated_at";
@@ -47,13 +49,14 @@ const COLUMNS: &str = "id, store_code, member_id, order_id, pos_order_id, channe
 pub async fn insert_feedback(conn: &mut AnyConnection, f: &FeedbackRow) -> StoreResult<()> {
     sqlx::query(&format!(
         "INSERT INTO feedback ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-         $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)"
+         $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)"
     ))
     .bind(&f.id)
     .bind(&f.store_code)
     .bind(&f.member_id)
     .bind(&f.order_id)
     .bind(&f.pos_order_id)
+    .bind(&f.table_no)
     .bind(&f.channel)
     .bind(&f.text)
     .bind(f.rating)
@@ -545,4 +548,59 @@ pub async fn complete_task(
     .await
     .store()?;
     Ok(done.rows_affected() == 1)
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct PhotoRow {
+    pub id: String,
+    pub feedback_id: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub data: Vec<u8>,
+    pub created_at: i64,
+}
+
+pub async fn insert_photo(conn: &mut AnyConnection, p: &PhotoRow) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO feedback_photos (id, feedback_id, content_type, size_bytes, sha256, data, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&p.id)
+    .bind(&p.feedback_id)
+    .bind(&p.content_type)
+    .bind(p.size_bytes)
+    .bind(&p.sha256)
+    .bind(&p.data)
+    .bind(p.created_at)
+    .execute(conn)
+    .await
+    .store()?;
+    Ok(())
+}
+
+pub async fn get_photo(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<PhotoRow>> {
+    sqlx::query_as(
+        "SELECT id, feedback_id, content_type, size_bytes, sha256, data, created_at \
+         FROM feedback_photos WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .store()
+}
+
+/// `(id, content_type, size_bytes)` of a feedback's photos.
+pub async fn photos_of(
+    conn: &mut AnyConnection,
+    feedback_id: &str,
+) -> StoreResult<Vec<(String, String, i64)>> {
+    sqlx::query_as(
+        "SELECT id, content_type, size_bytes FROM feedback_photos WHERE feedback_id = $1 \
+         ORDER BY created_at, id",
+    )
+    .bind(feedback_id)
+    .fetch_all(conn)
+    .await
+    .store()
 }

@@ -21,6 +21,9 @@ pub enum AppError {
     Unauthorized(&'static str),
     #[error(transparent)]
     Forbidden(#[from] Denied),
+    /// A signed link (a table's QR code) that is forged or past its date.
+    #[error("{message}")]
+    BadLink { expired: bool, message: String },
     #[error("too many attempts; try again later")]
     TooManyRequests,
     #[error("storage failure")]

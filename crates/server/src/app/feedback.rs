@@ -12,7 +12,10 @@ use super::ledger::{self, rfc3339, Posting, Recorded};
 use super::points::{adjust_limit, idempotency_key, once};
 use super::{AppError, AppResult, Regulars};
 use regulars_core::access::{Action, Principal, Role};
-use regulars_core::feedback::{classify, Category, ClassifierRules, FeedbackChannel, Severity};
+use regulars_core::feedback::{
+    check_photo, classify, valid_table, Category, ClassifierRules, FeedbackChannel, Severity,
+    MAX_PHOTOS,
+};
 use regulars_core::ledger::{add_months_ms, EntryKind};
 use regulars_core::tier::Tier;
 use regulars_core::DomainError;
@@ -150,12 +153,25 @@ fn dedupe_key(app: &Regulars, input: &SubmitFeedback, text: &str, now: i64) -> S
         .collect()
 }
 
+/// `POST /api/v1/feedback`: staff, POS, call centre and H5 submissions.
 pub async fn submit(
     app: &Regulars,
     caller: &Principal,
     input: SubmitFeedback,
 ) -> AppResult<FeedbackReceipt> {
     caller.check(Action::FeedbackSubmit, Some(&input.store_code))?;
+    receive(app, &caller.actor, input, None, Vec::new()).await
+}
+
+/// Store one piece of feedback with its photos, classified, in one
+/// transaction: a bad photo or a duplicate leaves nothing behind.
+pub(crate) async fn receive(
+    app: &Regulars,
+    actor: &str,
+    input: SubmitFeedback,
+    table: Option<String>,
+    photos: Vec<Vec<u8>>,
+) -> AppResult<FeedbackReceipt> {
     let trimmed = input.text.trim();
     if trimmed.is_empty() || trimmed.chars().count() > 2000 {
         return Err(DomainError::invalid("text", "1 to 2000 characters").into());
@@ -169,6 +185,14 @@ pub async fn submit(
     if input.nps.is_some_and(|n| !(0..=10).contains(&n)) {
         return Err(DomainError::invalid("nps", "0 to 10").into());
     }
+    if photos.len() > MAX_PHOTOS {
+        return Err(DomainError::invalid("photo", format!("at most {MAX_PHOTOS} photos")).into());
+    }
+    let photo_types = photos
+        .iter()
+        .enumerate()
+        .map(|(i, p)| check_photo(i + 1, p))
+        .collect::<Result<Vec<_>, _>>()?;
     let text = mask_phones(trimmed);
     let now = now_ms();
     let mut tx = app.db.begin().await?;
@@ -225,6 +249,7 @@ pub async fn submit(
         member_id: input.member_id.clone(),
         order_id,
         pos_order_id: input.pos_order_id.clone(),
+        table_no: table.clone(),
         channel: input.channel.as_str().into(),
         text,
         rating: input.rating,
@@ -246,7 +271,7 @@ pub async fn submit(
         root_cause: None,
         resolution: None,
         dedupe_key: key,
-        submitted_by: caller.actor.clone(),
+        submitted_by: actor.to_string(),
         created_at: now,
         updated_at: now,
     };
@@ -261,12 +286,30 @@ pub async fn submit(
         }
         Err(e) => return Err(e.into()),
     }
+    for (bytes, content_type) in photos.iter().zip(&photo_types) {
+        repo::insert_photo(
+            &mut tx,
+            &repo::PhotoRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                feedback_id: row.id.clone(),
+                content_type: content_type.to_string(),
+                size_bytes: bytes.len() as i64,
+                sha256: Sha256::digest(bytes)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect(),
+                data: bytes.clone(),
+                created_at: now,
+            },
+        )
+        .await?;
+    }
     repo::insert_event(
         &mut tx,
         &row.id,
         "received",
         &verdict.reasons.join("；"),
-        &caller.actor,
+        actor,
         now,
     )
     .await?;
@@ -353,6 +396,20 @@ pub struct FeedbackView {
     pub timeline: Vec<TimelineEntry>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compensations: Vec<CompensationView>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub photos: Vec<PhotoRef>,
+    /// The table, for feedback through a table's QR code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhotoRef {
+    pub id: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    /// `GET` it with the same key.
+    pub path: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -400,6 +457,8 @@ fn view(app: &Regulars, f: FeedbackRow) -> FeedbackView {
         resolution: f.resolution,
         timeline: Vec::new(),
         compensations: Vec::new(),
+        photos: Vec::new(),
+        table: f.table_no,
     }
 }
 
@@ -423,7 +482,17 @@ pub async fn get(app: &Regulars, caller: &Principal, id: &str) -> AppResult<Feed
     let row = load(&mut conn, caller, id, Action::FeedbackRead).await?;
     let events = repo::events_of(&mut conn, id).await?;
     let compensations = repo::compensations_of(&mut conn, id).await?;
+    let photos = repo::photos_of(&mut conn, id).await?;
     let mut v = view(app, row);
+    v.photos = photos
+        .into_iter()
+        .map(|(id, content_type, size_bytes)| PhotoRef {
+            path: format!("/api/v1/feedback/photos/{id}"),
+            id,
+            content_type,
+            size_bytes,
+        })
+        .collect();
     v.timeline = events
         .into_iter()
         .map(|e| TimelineEntry {
@@ -1268,4 +1337,173 @@ pub async fn escalate_overdue(app: &Regulars, now: i64) -> AppResult<u64> {
         raised += 1;
     }
     Ok(raised)
+}
+
+// ---------------------------------------------------------------------------
+// Table QR codes: signed links, no login
+// ---------------------------------------------------------------------------
+
+/// `POST /api/v1/stores/{code}/table-links`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TableLinkRequest {
+    /// As printed on the table: 1–16 letters, digits or `-`.
+    pub table: String,
+    /// Days the printed code stays valid (default 365, at most 1,096).
+    pub valid_days: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TableLink {
+    pub store_code: String,
+    pub table: String,
+    /// Put `path` (on this server's address) into the QR code.
+    pub token: String,
+    pub path: String,
+    pub expires_at: String,
+}
+
+/// The link's signature: the keyed HMAC of the privacy keys under its own
+/// `table_link` domain, over store, table and expiry; 128 bits in hex.
+fn sign_table(app: &Regulars, store: &str, table: &str, expires: i64) -> String {
+    app.keys
+        .blind_index("table_link", &format!("{store}|{table}|{expires}"))
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The token of a table's link valid until `expires` (ms).
+pub fn table_token(app: &Regulars, store_code: &str, table: &str, expires: i64) -> String {
+    format!(
+        "{store_code}~{table}~{expires}~{}",
+        sign_table(app, store_code, table, expires)
+    )
+}
+
+/// Make the signed link a table's QR code carries.
+pub async fn table_link(
+    app: &Regulars,
+    caller: &Principal,
+    store_code: &str,
+    input: TableLinkRequest,
+) -> AppResult<TableLink> {
+    caller.check(Action::FeedbackHandle, Some(store_code))?;
+    if !valid_table(&input.table) {
+        return Err(DomainError::invalid("table", "1 to 16 letters, digits or -").into());
+    }
+    let days = input.valid_days.unwrap_or(365);
+    if !(1..=1096).contains(&days) {
+        return Err(DomainError::invalid("valid_days", "1 to 1096 days").into());
+    }
+    {
+        let mut conn = app.db.reader().await?;
+        if chain::get_store(&mut conn, store_code).await?.is_none() {
+            return Err(AppError::NotFound { what: "store" });
+        }
+    }
+    let expires = now_ms() + days * 86_400_000;
+    let token = table_token(app, store_code, &input.table, expires);
+    Ok(TableLink {
+        store_code: store_code.to_string(),
+        path: format!("/q/{token}"),
+        table: input.table,
+        token,
+        expires_at: rfc3339(app, expires),
+    })
+}
+
+/// The store and table a link names, if it is genuine and current.
+pub fn open_table_link(app: &Regulars, token: &str) -> AppResult<(String, String)> {
+    let forged = || AppError::BadLink {
+        expired: false,
+        message: "this table code is not valid; ask the staff for help".into(),
+    };
+    let parts: Vec<&str> = token.split('~').collect();
+    let [store, table, expires, signature] = parts[..] else {
+        return Err(forged());
+    };
+    let expires: i64 = expires.parse().map_err(|_| forged())?;
+    let expected = sign_table(app, store, table, expires);
+    let same = expected.len() == signature.len()
+        && expected
+            .bytes()
+            .zip(signature.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return Err(forged());
+    }
+    if expires < now_ms() {
+        return Err(AppError::BadLink {
+            expired: true,
+            message: "this table code has expired; ask the staff for a new one".into(),
+        });
+    }
+    Ok((store.to_string(), table.to_string()))
+}
+
+/// What a guest sends from the table page.
+#[derive(Debug, Default)]
+pub struct TableFeedback {
+    pub text: String,
+    pub rating: Option<i64>,
+    pub nps: Option<i64>,
+    /// Optional: links the feedback to the guest's membership; not stored.
+    pub phone: Option<String>,
+    pub photos: Vec<Vec<u8>>,
+}
+
+/// Feedback through a table's QR code: no login, the signed link names the
+/// store and table. A phone, if given, finds the member; it is not kept.
+pub async fn submit_from_table(
+    app: &Regulars,
+    token: &str,
+    input: TableFeedback,
+) -> AppResult<FeedbackReceipt> {
+    let (store_code, table) = open_table_link(app, token)?;
+    let member_id = match input
+        .phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        Some(phone) => {
+            let phone = regulars_core::phone::Phone::parse(phone)?;
+            let mut conn = app.db.reader().await?;
+            regulars_store::members::find_by_phone_index(&mut conn, &app.phone_index(&phone))
+                .await?
+                .filter(|m| m.erased_at.is_none())
+                .map(|m| m.id)
+        }
+        None => None,
+    };
+    receive(
+        app,
+        &format!("table:{store_code}/{table}"),
+        SubmitFeedback {
+            store_code,
+            channel: FeedbackChannel::TableQr,
+            text: input.text,
+            rating: input.rating,
+            nps: input.nps,
+            member_id,
+            pos_order_id: None,
+        },
+        Some(table),
+        input.photos,
+    )
+    .await
+}
+
+/// `GET /api/v1/feedback/photos/{id}`: `(content type, bytes)`.
+pub async fn photo(app: &Regulars, caller: &Principal, id: &str) -> AppResult<(String, Vec<u8>)> {
+    caller.check(Action::FeedbackRead, None)?;
+    let mut conn = app.db.reader().await?;
+    let photo = repo::get_photo(&mut conn, id)
+        .await?
+        .ok_or(AppError::NotFound { what: "photo" })?;
+    load(&mut conn, caller, &photo.feedback_id, Action::FeedbackRead).await?;
+    Ok((photo.content_type, photo.data))
 }

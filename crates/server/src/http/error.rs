@@ -43,7 +43,7 @@ impl ApiError {
         }
     }
 
-    fn internal(cause: &dyn std::error::Error) -> ApiError {
+    pub(crate) fn internal(cause: &dyn std::error::Error) -> ApiError {
         let mut chain = cause.to_string();
         let mut source = cause.source();
         while let Some(s) = source {
@@ -116,6 +116,13 @@ impl From<AppError> for ApiError {
             }
             AppError::Forbidden(denied) => {
                 ApiError::new(S::FORBIDDEN, "forbidden", denied.to_string())
+            }
+            AppError::BadLink {
+                expired: true,
+                message,
+            } => ApiError::new(S::GONE, "table_link_expired", message),
+            AppError::BadLink { message, .. } => {
+                ApiError::new(S::FORBIDDEN, "invalid_table_link", message)
             }
             AppError::TooManyRequests => {
                 ApiError::new(S::TOO_MANY_REQUESTS, "too_many_requests", e.to_string())

@@ -7,7 +7,8 @@ use super::points::idempotency_key;
 use super::{recorded, ApiState};
 use crate::app::feedback::{
     self, Accuracy, Compensate, CompensationView, Correction, Decision, FeedbackQuery,
-    FeedbackReceipt, FeedbackView, SubmitFeedback, TaskDone, TaskQuery, TaskView, Transition,
+    FeedbackReceipt, FeedbackView, SubmitFeedback, TableLink, TableLinkRequest, TaskDone,
+    TaskQuery, TaskView, Transition,
 };
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -28,6 +29,51 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(decide))
         .routes(routes!(tasks))
         .routes(routes!(complete_task))
+        .routes(routes!(table_link))
+        .routes(routes!(photo))
+}
+
+/// A signed link for a table's QR code: guests open `/q/{token}` and leave
+/// feedback without logging in.
+#[utoipa::path(post, path = "/api/v1/stores/{code}/table-links", tag = "feedback", request_body = TableLinkRequest,
+    params(("code" = String, Path)),
+    responses((status = 201, body = TableLink), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn table_link(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(code): Path<String>,
+    Json(body): Json<TableLinkRequest>,
+) -> Result<(StatusCode, Json<TableLink>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(feedback::table_link(&state.regulars, &caller, &code, body).await?),
+    ))
+}
+
+/// A photo attached to feedback.
+#[utoipa::path(get, path = "/api/v1/feedback/photos/{id}", tag = "feedback",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "the image", content_type = "image/*"), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn photo(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    use axum::response::IntoResponse;
+    let (content_type, bytes) = feedback::photo(&state.regulars, &caller, &id).await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type),
+            (
+                axum::http::header::CACHE_CONTROL,
+                "private, max-age=3600".to_string(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// Feedback from any channel, classified on arrival (API.md).

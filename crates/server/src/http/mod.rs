@@ -22,6 +22,8 @@ pub mod points;
 pub mod rewards;
 /// `/api/v1/stores`.
 pub mod stores;
+/// The table QR code page and its form (no login).
+pub mod table;
 
 use crate::app::auth::LoginThrottle;
 use crate::app::Regulars;
@@ -120,6 +122,7 @@ pub fn router(regulars: Regulars) -> Router {
         }),
     )
     .merge(crate::console::router())
+    .merge(table::router())
     .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route") })
     .method_not_allowed_fallback(|| async {
         ApiError::new(

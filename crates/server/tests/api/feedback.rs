@@ -21,7 +21,53 @@ on_both_backends!(
     corrections_are_kept_and_measure_the_classifier,
     staff_edit_the_classifier_rules,
     store_staff_see_only_their_stores_feedback,
+    table_qr_links_take_feedback_without_login,
+    bad_table_submissions_are_refused_and_store_nothing,
 );
+
+/// The smallest valid PNG header (what the type check reads) and some bytes.
+fn png(len: usize) -> Vec<u8> {
+    let mut b = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    b.resize(len.max(8), 7);
+    b
+}
+
+async fn table_post(app: &TestApp, token: &str, form: reqwest::multipart::Form) -> Reply {
+    let resp = app
+        .client
+        .post(format!("{}/q/{token}/feedback", app.base))
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap_or_default();
+    Reply {
+        status,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        headers,
+    }
+}
+
+fn photo_part(bytes: Vec<u8>, name: &str) -> reqwest::multipart::Part {
+    reqwest::multipart::Part::bytes(bytes)
+        .file_name(name.to_string())
+        .mime_str("image/png")
+        .unwrap()
+}
+
+async fn table_token(app: &TestApp) -> String {
+    let r = app
+        .post("/api/v1/stores/CD01/table-links", json!({"table": "A12"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        r.body["path"],
+        format!("/q/{}", r.body["token"].as_str().unwrap())
+    );
+    r.body["token"].as_str().unwrap().to_string()
+}
 
 async fn submit(app: &TestApp, body: Value) -> Reply {
     app.post("/api/v1/feedback", body).await
@@ -644,4 +690,188 @@ async fn store_staff_see_only_their_stores_feedback(app: TestApp) {
         "phone is not a field of this call: {}",
         r.body
     );
+}
+
+async fn table_qr_links_take_feedback_without_login(app: TestApp) {
+    app.create_store("CD01", "成都").await;
+    let phone = random_phone();
+    let m = app
+        .create_member(json!({"phone": phone, "home_store": "CD01"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = table_token(&app).await;
+    let page = app
+        .client
+        .get(format!("{}/q/{token}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("A12") && html.contains("成都CD01店"),
+        "{html}"
+    );
+
+    let photo = png(50_000);
+    let form = reqwest::multipart::Form::new()
+        .text("text", "虾滑里吃出一根头发")
+        .text("rating", "2")
+        .text("phone", phone.clone())
+        .part("photo", photo_part(photo.clone(), "hair.png"));
+    let r = table_post(&app, &token, form).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["severity"], "critical");
+    let id = r.body["id"].as_str().unwrap();
+    let v = app.get(&format!("/api/v1/feedback/{id}")).await.body;
+    assert_eq!(v["channel"], "table_qr");
+    assert_eq!(v["table"], "A12");
+    assert_eq!(v["member_id"], m.as_str(), "the phone found the member");
+    assert_eq!(v["photos"][0]["content_type"], "image/png");
+    assert_eq!(v["photos"][0]["size_bytes"], 50_000);
+    let got = app
+        .client
+        .get(format!(
+            "{}{}",
+            app.base,
+            v["photos"][0]["path"].as_str().unwrap()
+        ))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.headers()["content-type"], "image/png");
+    assert_eq!(got.bytes().await.unwrap().to_vec(), photo);
+    // Without a key the photo is not public.
+    let anon = app
+        .client
+        .get(format!(
+            "{}{}",
+            app.base,
+            v["photos"][0]["path"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), 401);
+    // A guest who is not a member is still heard.
+    let form = reqwest::multipart::Form::new()
+        .text("text", "环境很好，服务很周到")
+        .text("rating", "5");
+    let r = table_post(&app, &token, form).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["category"], "praise");
+}
+
+async fn bad_table_submissions_are_refused_and_store_nothing(app: TestApp) {
+    app.create_store("CD01", "成都").await;
+    let token = table_token(&app).await;
+    let text = || reqwest::multipart::Form::new().text("text", "上菜太慢");
+    // Forged: the signature of another table; tampered: one digit changed.
+    let mut forged = token.replace("~A12~", "~A13~");
+    let r = table_post(&app, &forged, text()).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "invalid_table_link"),
+        "{}",
+        r.body
+    );
+    forged = format!("{}0", &token[..token.len() - 1]);
+    if forged == token {
+        forged = format!("{}1", &token[..token.len() - 1]);
+    }
+    let r = table_post(&app, &forged, text()).await;
+    assert_eq!(r.status, 403);
+    let r = app
+        .client
+        .get(format!("{}/q/garbage", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let expired = regulars_server::app::feedback::table_token(
+        &app.regulars,
+        "CD01",
+        "A12",
+        Utc::now().timestamp_millis() - 1,
+    );
+    let r = table_post(&app, &expired, text()).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (410, "table_link_expired"),
+        "{}",
+        r.body
+    );
+
+    let cases: Vec<(reqwest::multipart::Form, u16, &str)> = vec![
+        (text().text("rating", "9"), 422, "rating"),
+        (text().text("rating", "五"), 422, "rating"),
+        (text().text("nps", "-1"), 422, "nps"),
+        (
+            reqwest::multipart::Form::new().text("text", ""),
+            422,
+            "text",
+        ),
+        (text().text("phone", "12345"), 422, "phone"),
+        (text().text("table", "B1"), 422, "unknown field"),
+        (
+            text().part(
+                "photo",
+                photo_part(b"MZ\x90\x00this is a program".to_vec(), "cat.png"),
+            ),
+            422,
+            "not a JPEG",
+        ),
+        (
+            text().part("photo", photo_part(png(2 * 1024 * 1024 + 1), "big.png")),
+            422,
+            "KiB",
+        ),
+        (
+            text()
+                .part("photo", photo_part(png(100), "1.png"))
+                .part("photo", photo_part(png(100), "2.png"))
+                .part("photo", photo_part(png(100), "3.png"))
+                .part("photo", photo_part(png(100), "4.png")),
+            422,
+            "at most 3",
+        ),
+        (
+            text()
+                .part("photo", photo_part(png(2_500_000), "1.png"))
+                .part("photo", photo_part(png(2_500_000), "2.png"))
+                .part("photo", photo_part(png(2_500_000), "3.png")),
+            413,
+            "too large",
+        ),
+        (
+            // A good photo after a bad one: nothing of it is kept either.
+            text()
+                .part("photo", photo_part(png(100), "ok.png"))
+                .part("photo", photo_part(b"GIF89a".to_vec(), "x.png")),
+            422,
+            "photo 2",
+        ),
+    ];
+    for (form, status, what) in cases {
+        let r = table_post(&app, &token, form).await;
+        assert_eq!(r.status, status, "{what}: {}", r.body);
+        let said = format!("{} {}", r.code(), r.body["error"]["message"]);
+        assert!(said.contains(what), "{what}: {said}");
+    }
+    assert_eq!(feedback_count(&app).await, 0, "nothing stored");
+    let mut conn = app.regulars.db.reader().await.unwrap();
+    let photos: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM feedback_photos")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(photos, 0);
+    drop(conn);
+    let ok = table_post(&app, &token, text().text("rating", "2")).await;
+    assert_eq!(ok.status, 201);
+    let twice = table_post(&app, &token, text().text("rating", "2")).await;
+    assert_eq!((twice.status, twice.code()), (409, "duplicate_feedback"));
 }

@@ -8,6 +8,7 @@ CREATE TABLE feedback (
     member_id         TEXT REFERENCES members(id),
     order_id          TEXT REFERENCES orders(id),
     pos_order_id      TEXT,
+    table_no          TEXT,
     channel           TEXT NOT NULL,
     text              TEXT NOT NULL,
     rating            BIGINT,
@@ -100,3 +101,15 @@ CREATE TABLE service_tasks (
     CONSTRAINT service_tasks_once_key UNIQUE (once_key)
 );
 CREATE INDEX service_tasks_queue ON service_tasks (status, store_code, due_at);
+
+-- Photos a guest attached: checked type (by content, not by name) and size.
+CREATE TABLE feedback_photos (
+    id            TEXT PRIMARY KEY,
+    feedback_id   TEXT NOT NULL REFERENCES feedback(id),
+    content_type  TEXT NOT NULL,
+    size_bytes    BIGINT NOT NULL,
+    sha256        TEXT NOT NULL,
+    data          BLOB NOT NULL,
+    created_at    BIGINT NOT NULL
+);
+CREATE INDEX feedback_photos_of ON feedback_photos (feedback_id);
