@@ -195,18 +195,62 @@ pub(crate) async fn receive(
         .collect::<Result<Vec<_>, _>>()?;
     let text = mask_phones(trimmed);
     let now = now_ms();
+    let key = dedupe_key(app, &input, &text, now);
     let mut tx = app.db.begin().await?;
-    if chain::get_store(&mut tx, &input.store_code)
-        .await?
-        .is_none()
-    {
+    let rules = classifier_rules(&mut tx).await?;
+    let receipt = receive_in(
+        app,
+        &mut tx,
+        actor,
+        Arrival {
+            input,
+            text,
+            table,
+            photos: photos.into_iter().zip(photo_types).collect(),
+            dedupe_key: key,
+        },
+        &rules,
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok(receipt)
+}
+
+/// One checked arrival: the input with its text masked, photos typed, and
+/// the key that recognises it again.
+pub(crate) struct Arrival {
+    pub input: SubmitFeedback,
+    pub text: String,
+    pub table: Option<String>,
+    pub photos: Vec<(Vec<u8>, &'static str)>,
+    pub dedupe_key: String,
+}
+
+/// Classify and store one arrival inside the caller's transaction.
+pub(crate) async fn receive_in(
+    app: &Regulars,
+    tx: &mut Conn,
+    actor: &str,
+    arrival: Arrival,
+    rules: &ClassifierRules,
+    now: i64,
+) -> AppResult<FeedbackReceipt> {
+    let Arrival {
+        input,
+        text,
+        table,
+        photos,
+        dedupe_key: key,
+    } = arrival;
+    if chain::get_store(tx, &input.store_code).await?.is_none() {
         return Err(AppError::unprocessable(
             "unknown_store",
             format!("no store {}", input.store_code),
         ));
     }
     if let Some(member) = &input.member_id {
-        ledger_repo::read_member(&mut tx, member)
+        ledger_repo::read_member(tx, member)
             .await?
             .filter(|m| m.erased_at.is_none())
             .ok_or_else(|| {
@@ -215,7 +259,7 @@ pub(crate) async fn receive(
     }
     let order_id = match &input.pos_order_id {
         Some(pos) => Some(
-            orders::order_by_pos_id(&mut tx, &input.store_code, pos)
+            orders::order_by_pos_id(tx, &input.store_code, pos)
                 .await?
                 .ok_or_else(|| {
                     AppError::unprocessable(
@@ -227,21 +271,19 @@ pub(crate) async fn receive(
         ),
         None => None,
     };
-    let key = dedupe_key(app, &input, &text, now);
-    if let Some(existing) = repo::feedback_by_dedupe(&mut tx, &key).await? {
+    if let Some(existing) = repo::feedback_by_dedupe(tx, &key).await? {
         return Err(AppError::Conflict {
             code: "duplicate_feedback",
             message: format!("this feedback was already received as {}", existing.id),
         });
     }
-    let rules = classifier_rules(&mut tx).await?;
     let verdict = classify(
-        &rules,
+        rules,
         &text,
         input.rating.map(|r| r as u8),
         input.nps.map(|n| n as u8),
     );
-    let due = due_at(&mut tx, verdict.severity, now).await?;
+    let due = due_at(tx, verdict.severity, now).await?;
     let complaint = verdict.severity != Severity::None;
     let row = FeedbackRow {
         id: uuid::Uuid::now_v7().to_string(),
@@ -275,7 +317,7 @@ pub(crate) async fn receive(
         created_at: now,
         updated_at: now,
     };
-    match repo::insert_feedback(&mut tx, &row).await {
+    match repo::insert_feedback(tx, &row).await {
         Ok(()) => {}
         // Two identical submissions at once: the other one won.
         Err(e) if e.is_conflict_on("dedupe_key") => {
@@ -286,9 +328,9 @@ pub(crate) async fn receive(
         }
         Err(e) => return Err(e.into()),
     }
-    for (bytes, content_type) in photos.iter().zip(&photo_types) {
+    for (bytes, content_type) in &photos {
         repo::insert_photo(
-            &mut tx,
+            tx,
             &repo::PhotoRow {
                 id: uuid::Uuid::now_v7().to_string(),
                 feedback_id: row.id.clone(),
@@ -305,7 +347,7 @@ pub(crate) async fn receive(
         .await?;
     }
     repo::insert_event(
-        &mut tx,
+        tx,
         &row.id,
         "received",
         &verdict.reasons.join("；"),
@@ -315,7 +357,7 @@ pub(crate) async fn receive(
     .await?;
     if let Some(due) = due {
         repo::insert_task(
-            &mut tx,
+            tx,
             &format!("complaint:{}", row.id),
             "complaint",
             Some(&row.store_code),
@@ -332,7 +374,7 @@ pub(crate) async fn receive(
         .await?;
     }
     ledger_repo::emit(
-        &mut tx,
+        tx,
         if complaint {
             "complaint.opened"
         } else {
@@ -347,7 +389,6 @@ pub(crate) async fn receive(
         now,
     )
     .await?;
-    commit(tx).await?;
     Ok(FeedbackReceipt {
         id: row.id,
         category: verdict.category,
@@ -1506,4 +1547,214 @@ pub async fn photo(app: &Regulars, caller: &Principal, id: &str) -> AppResult<(S
         .ok_or(AppError::NotFound { what: "photo" })?;
     load(&mut conn, caller, &photo.feedback_id, Action::FeedbackRead).await?;
     Ok((photo.content_type, photo.data))
+}
+
+// ---------------------------------------------------------------------------
+// Imported platform reviews
+// ---------------------------------------------------------------------------
+
+/// Platforms a review may come from.
+pub const PLATFORMS: [&str; 5] = ["dianping", "meituan", "eleme", "douyin", "other"];
+/// The header an import file starts with.
+pub const IMPORT_HEADER: [&str; 6] = [
+    "store_code",
+    "platform",
+    "review_id",
+    "rating",
+    "text",
+    "reviewed_at",
+];
+const MAX_IMPORT_ROWS: usize = 50_000;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportReport {
+    pub rows: usize,
+    pub imported: usize,
+    /// Reviews imported before (same platform and review id): skipped.
+    pub already_imported: usize,
+    pub complaints: usize,
+    pub critical: usize,
+    pub by_category: BTreeMap<String, usize>,
+}
+
+/// `POST /api/v1/feedback/import` (CSV): platform reviews, all or nothing.
+/// Every line is checked first; any bad line refuses the whole file with
+/// each line's number and reason, and nothing is stored.
+pub async fn import_reviews(
+    app: &Regulars,
+    caller: &Principal,
+    csv_text: &str,
+) -> AppResult<ImportReport> {
+    caller.check(Action::FeedbackSubmit, None)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(csv_text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| import_error(vec![format!("line 1: {e}")]))?
+        .iter()
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
+        .collect();
+    if header != IMPORT_HEADER {
+        return Err(import_error(vec![format!(
+            "line 1: the header must be `{}`",
+            IMPORT_HEADER.join(",")
+        )]));
+    }
+    let stores: std::collections::HashSet<String> = {
+        let mut conn = app.db.reader().await?;
+        chain::list_stores(&mut conn, None)
+            .await?
+            .into_iter()
+            .map(|s| s.code)
+            .collect()
+    };
+    let mut errors = Vec::new();
+    let mut rows = Vec::new();
+    let mut seen: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i as u64 + 2;
+        if rows.len() + errors.len() >= MAX_IMPORT_ROWS {
+            errors.push(format!(
+                "line {line}: at most {MAX_IMPORT_ROWS} reviews per file"
+            ));
+            break;
+        }
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(format!("line {line}: {e}"));
+                continue;
+            }
+        };
+        let field = |n: usize| record.get(n).unwrap_or("").trim().to_string();
+        let (store, platform, review_id, rating, text, reviewed_at) =
+            (field(0), field(1), field(2), field(3), field(4), field(5));
+        let mut reasons = Vec::new();
+        if !stores.contains(&store) {
+            reasons.push(format!("unknown store `{store}`"));
+        } else if caller.check(Action::FeedbackSubmit, Some(&store)).is_err() {
+            reasons.push(format!("store {store} is not yours"));
+        }
+        if !PLATFORMS.contains(&platform.as_str()) {
+            reasons.push(format!("platform must be one of {}", PLATFORMS.join(", ")));
+        }
+        if review_id.is_empty() || review_id.len() > 64 {
+            reasons.push("review_id must be 1 to 64 characters".into());
+        }
+        let rating = match rating.as_str() {
+            "" => None,
+            r => match r.parse::<i64>() {
+                Ok(n) if (1..=5).contains(&n) => Some(n),
+                _ => {
+                    reasons.push(format!("rating `{r}` is not 1 to 5"));
+                    None
+                }
+            },
+        };
+        if text.is_empty() || text.chars().count() > 2000 {
+            reasons.push("text must be 1 to 2000 characters".into());
+        }
+        if !reviewed_at.is_empty()
+            && chrono::NaiveDate::parse_from_str(&reviewed_at, "%Y-%m-%d").is_err()
+            && chrono::DateTime::parse_from_rfc3339(&reviewed_at).is_err()
+        {
+            reasons.push(format!(
+                "reviewed_at `{reviewed_at}` is not YYYY-MM-DD or RFC 3339"
+            ));
+        }
+        if let Some(first) = seen.insert((platform.clone(), review_id.clone()), line) {
+            reasons.push(format!("repeats the review of line {first}"));
+        }
+        if reasons.is_empty() {
+            rows.push((store, platform, review_id, rating, text, reviewed_at));
+        } else {
+            errors.push(format!("line {line}: {}", reasons.join("; ")));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(import_error(errors));
+    }
+    let now = now_ms();
+    let mut report = ImportReport {
+        rows: rows.len(),
+        imported: 0,
+        already_imported: 0,
+        complaints: 0,
+        critical: 0,
+        by_category: BTreeMap::new(),
+    };
+    let mut tx = app.db.begin().await?;
+    let rules = classifier_rules(&mut tx).await?;
+    for (store, platform, review_id, rating, text, reviewed_at) in rows {
+        let key = format!("review:{platform}:{review_id}");
+        if repo::feedback_by_dedupe(&mut tx, &key).await?.is_some() {
+            report.already_imported += 1;
+            continue;
+        }
+        let receipt = receive_in(
+            app,
+            &mut tx,
+            &format!("{}:import", caller.actor),
+            Arrival {
+                input: SubmitFeedback {
+                    store_code: store,
+                    channel: FeedbackChannel::ReviewImport,
+                    text: text.clone(),
+                    rating,
+                    nps: None,
+                    member_id: None,
+                    pos_order_id: None,
+                },
+                text: mask_phones(&text),
+                table: None,
+                photos: Vec::new(),
+                dedupe_key: key,
+            },
+            &rules,
+            now,
+        )
+        .await?;
+        repo::insert_event(
+            &mut tx,
+            &receipt.id,
+            "imported",
+            &format!("{platform} review {review_id} {reviewed_at}"),
+            &caller.actor,
+            now,
+        )
+        .await?;
+        report.imported += 1;
+        if receipt.severity != Severity::None {
+            report.complaints += 1;
+        }
+        if receipt.severity == Severity::Critical {
+            report.critical += 1;
+        }
+        *report
+            .by_category
+            .entry(receipt.category.as_str().to_string())
+            .or_default() += 1;
+    }
+    commit(tx).await?;
+    Ok(report)
+}
+
+fn import_error(lines: Vec<String>) -> AppError {
+    let shown: Vec<&String> = lines.iter().take(20).collect();
+    let more = lines.len().saturating_sub(shown.len());
+    let mut message = format!(
+        "{} bad line(s); nothing was imported: {}",
+        lines.len(),
+        shown
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    if more > 0 {
+        message.push_str(&format!(" | … and {more} more"));
+    }
+    AppError::unprocessable("invalid_import", message)
 }

@@ -7,8 +7,8 @@ use super::points::idempotency_key;
 use super::{recorded, ApiState};
 use crate::app::feedback::{
     self, Accuracy, Compensate, CompensationView, Correction, Decision, FeedbackQuery,
-    FeedbackReceipt, FeedbackView, SubmitFeedback, TableLink, TableLinkRequest, TaskDone,
-    TaskQuery, TaskView, Transition,
+    FeedbackReceipt, FeedbackView, ImportReport, SubmitFeedback, TableLink, TableLinkRequest,
+    TaskDone, TaskQuery, TaskView, Transition,
 };
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(list, submit))
         .routes(routes!(accuracy))
+        .routes(routes!(import))
         .routes(routes!(rules, put_rules))
         .routes(routes!(get))
         .routes(routes!(transition))
@@ -253,5 +254,32 @@ pub async fn complete_task(
 ) -> Result<Json<TaskView>> {
     Ok(Json(
         feedback::complete_task(&state.regulars, &caller, &id, body).await?,
+    ))
+}
+
+/// Import platform reviews from CSV (`store_code,platform,review_id,rating,text,reviewed_at`;
+/// up to 1 MiB a request). All or nothing: any bad line refuses the file
+/// with each line's number and reason. Reviews imported before are skipped.
+#[utoipa::path(post, path = "/api/v1/feedback/import", tag = "feedback",
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 200, body = ImportReport),
+              (status = 422, description = "invalid_import: the lines and reasons", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn import(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    body: axum::body::Bytes,
+) -> Result<Json<ImportReport>> {
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        crate::app::AppError::unprocessable(
+            "invalid_import",
+            format!(
+                "the file is not UTF-8 (byte {}); save it from Excel as \"CSV UTF-8\"",
+                e.valid_up_to()
+            ),
+        )
+    })?;
+    Ok(Json(
+        feedback::import_reviews(&state.regulars, &caller, text).await?,
     ))
 }

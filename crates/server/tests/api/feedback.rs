@@ -23,7 +23,28 @@ on_both_backends!(
     store_staff_see_only_their_stores_feedback,
     table_qr_links_take_feedback_without_login,
     bad_table_submissions_are_refused_and_store_nothing,
+    platform_reviews_import_all_or_nothing,
 );
+
+async fn import(app: &TestApp, csv: &str) -> Reply {
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/feedback/import", app.base))
+        .bearer_auth(&app.admin_key)
+        .header("content-type", "text/csv")
+        .body(csv.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    Reply {
+        status,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        headers,
+    }
+}
 
 /// The smallest valid PNG header (what the type check reads) and some bytes.
 fn png(len: usize) -> Vec<u8> {
@@ -874,4 +895,81 @@ async fn bad_table_submissions_are_refused_and_store_nothing(app: TestApp) {
     assert_eq!(ok.status, 201);
     let twice = table_post(&app, &token, text().text("rating", "2")).await;
     assert_eq!((twice.status, twice.code()), (409, "duplicate_feedback"));
+}
+
+async fn platform_reviews_import_all_or_nothing(app: TestApp) {
+    app.create_store("CD01", "成都").await;
+    let header = "store_code,platform,review_id,rating,text,reviewed_at\n";
+    let bad = format!(
+        "{header}CD01,dianping,D-1,5,锅底好吃，服务热情,2026-11-20\n\
+         CD01,meituan,M-1,7,太慢了,2026-11-21\n\
+         XX99,dianping,D-2,2,一般,2026-11-21\n\
+         CD01,dianping,D-1,3,重复的点评,2026-11-22\n\
+         CD01,weibo,W-1,2,,yesterday\n"
+    );
+    let r = import(&app, &bad).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.code(), "invalid_import");
+    let message = r.body["error"]["message"].as_str().unwrap();
+    for expected in [
+        "line 3: rating `7`",
+        "line 4: unknown store `XX99`",
+        "line 5: repeats the review of line 2",
+        "line 6: platform must be",
+        "text must be",
+        "reviewed_at `yesterday`",
+    ] {
+        assert!(message.contains(expected), "{expected} in {message}");
+    }
+    assert!(
+        !message.contains("line 2:"),
+        "a good line is not blamed: {message}"
+    );
+    assert_eq!(feedback_count(&app).await, 0, "nothing imported");
+    let r = import(&app, "store,text\nCD01,hi\n").await;
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 1"),
+        "{}",
+        r.body
+    );
+    let r = app
+        .client
+        .post(format!("{}/api/v1/feedback/import", app.base))
+        .bearer_auth(&app.admin_key)
+        .body(vec![0xB9u8, 0xF8, 0xB5, 0xD7])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422, "GBK bytes are refused with a hint");
+
+    let good = format!(
+        "{bom}{header}CD01,dianping,D-1,5,锅底好吃，服务热情,2026-11-20\n\
+         CD01,meituan,M-1,1,\"外卖里吃出一根头发，电话13800001111\",2026-11-21T19:30:00+08:00\n\
+         CD01,eleme,E-1,,等了一个半小时才送到,\n",
+        bom = '\u{feff}'
+    );
+    let r = import(&app, &good).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["imported"], 3);
+    assert_eq!(r.body["complaints"], 2);
+    assert_eq!(r.body["critical"], 1);
+    assert_eq!(r.body["by_category"]["praise"], 1);
+    let again = import(&app, &good).await;
+    assert_eq!(again.body["imported"], 0);
+    assert_eq!(again.body["already_imported"], 3);
+    assert_eq!(feedback_count(&app).await, 3);
+    let list = app.get("/api/v1/feedback?limit=10").await.body;
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["channel"] == "review_import"));
+    assert!(
+        list.to_string().contains("138****1111"),
+        "phones in reviews are masked"
+    );
+    assert!(!list.to_string().contains("13800001111"));
 }
