@@ -27,6 +27,8 @@ pub mod privacy;
 pub mod reward;
 /// Staff passwords (argon2id) and API key secrets.
 pub mod secret;
+/// Surveys: question sets as data, answers, NPS.
+pub mod survey;
 /// Tiers and their default thresholds.
 pub mod tier;
 

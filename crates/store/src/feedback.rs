@@ -604,3 +604,182 @@ pub async fn photos_of(
     .await
     .store()
 }
+
+#[derive(Debug, Clone, FromRow)]
+pub struct SurveyRow {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub questions_json: String,
+    pub active: i64,
+    pub created_at: i64,
+}
+
+pub async fn insert_survey(conn: &mut AnyConnection, s: &SurveyRow) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO surveys (id, name, kind, questions_json, active, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&s.id)
+    .bind(&s.name)
+    .bind(&s.kind)
+    .bind(&s.questions_json)
+    .bind(s.active)
+    .bind(s.created_at)
+    .execute(conn)
+    .await
+    .store()?;
+    Ok(())
+}
+
+pub async fn get_survey(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<SurveyRow>> {
+    sqlx::query_as(
+        "SELECT id, name, kind, questions_json, active, created_at FROM surveys WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .store()
+}
+
+pub async fn list_surveys(conn: &mut AnyConnection) -> StoreResult<Vec<SurveyRow>> {
+    sqlx::query_as(
+        "SELECT id, name, kind, questions_json, active, created_at FROM surveys ORDER BY created_at, id",
+    )
+    .fetch_all(conn)
+    .await
+    .store()
+}
+
+pub struct NewResponse<'a> {
+    pub id: &'a str,
+    pub survey_id: &'a str,
+    pub member_id: &'a str,
+    pub store_code: &'a str,
+    pub period_key: &'a str,
+    pub nps: Option<i64>,
+    pub answers_json: &'a str,
+    pub feedback_id: Option<&'a str>,
+    pub at: i64,
+}
+
+/// Store an answer unless this member answered this survey for this period;
+/// true when stored.
+pub async fn insert_response(conn: &mut AnyConnection, r: &NewResponse<'_>) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO survey_responses (id, survey_id, member_id, store_code, period_key, nps, \
+         answers_json, feedback_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (survey_id, member_id, period_key) DO NOTHING",
+    )
+    .bind(r.id)
+    .bind(r.survey_id)
+    .bind(r.member_id)
+    .bind(r.store_code)
+    .bind(r.period_key)
+    .bind(r.nps)
+    .bind(r.answers_json)
+    .bind(r.feedback_id)
+    .bind(r.at)
+    .execute(conn)
+    .await
+    .store()?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// `(store_code, region, created_at, nps, answers_json)` of a survey's
+/// answers in `[from, to)`.
+pub async fn responses_between(
+    conn: &mut AnyConnection,
+    survey_id: &str,
+    from: i64,
+    to: i64,
+) -> StoreResult<Vec<(String, String, i64, Option<i64>, String)>> {
+    sqlx::query_as(
+        "SELECT r.store_code, g.name, r.created_at, r.nps, r.answers_json \
+         FROM survey_responses r JOIN stores s ON s.code = r.store_code \
+         JOIN regions g ON g.code = s.region_code \
+         WHERE r.survey_id = $1 AND r.created_at >= $2 AND r.created_at < $3",
+    )
+    .bind(survey_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await
+    .store()
+}
+
+/// Per store in `[from, to)`: `(store_code, region, orders, complaints)`.
+pub async fn complaint_counts(
+    conn: &mut AnyConnection,
+    from: i64,
+    to: i64,
+) -> StoreResult<Vec<(String, String, i64, i64)>> {
+    sqlx::query_as(
+        "SELECT s.code, g.name, \
+         COALESCE((SELECT CAST(COUNT(*) AS BIGINT) FROM orders o WHERE o.store_code = s.code \
+           AND o.occurred_at >= $1 AND o.occurred_at < $2), 0), \
+         COALESCE((SELECT CAST(COUNT(*) AS BIGINT) FROM feedback f WHERE f.store_code = s.code \
+           AND f.severity <> 'none' AND f.created_at >= $1 AND f.created_at < $2), 0) \
+         FROM stores s JOIN regions g ON g.code = s.region_code ORDER BY s.code",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await
+    .store()
+}
+
+pub struct NewAlert<'a> {
+    pub kind: &'a str,
+    pub scope: &'a str,
+    pub subject: &'a str,
+    pub day: &'a str,
+    pub value: f64,
+    pub threshold: f64,
+    pub detail: &'a str,
+    pub at: i64,
+}
+
+/// Raise an alert once per `(kind, subject, day)`; true when new.
+pub async fn insert_alert(conn: &mut AnyConnection, a: &NewAlert<'_>) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO alerts (id, kind, scope, subject, day, value, threshold, detail, raised_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (kind, subject, day) DO NOTHING",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(a.kind)
+    .bind(a.scope)
+    .bind(a.subject)
+    .bind(a.day)
+    .bind(a.value)
+    .bind(a.threshold)
+    .bind(a.detail)
+    .bind(a.at)
+    .execute(conn)
+    .await
+    .store()?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AlertRow {
+    pub kind: String,
+    pub scope: String,
+    pub subject: String,
+    pub day: String,
+    pub value: f64,
+    pub threshold: f64,
+    pub detail: String,
+    pub raised_at: i64,
+}
+
+pub async fn recent_alerts(conn: &mut AnyConnection, limit: i64) -> StoreResult<Vec<AlertRow>> {
+    sqlx::query_as(
+        "SELECT kind, scope, subject, day, value, threshold, detail, raised_at FROM alerts \
+         ORDER BY raised_at DESC, id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .store()
+}

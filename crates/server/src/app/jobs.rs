@@ -33,6 +33,7 @@ pub struct JobReport {
     pub birthday_coupons: u64,
     pub coupons_expired: u64,
     pub complaints_escalated: u64,
+    pub alerts_raised: u64,
 }
 
 /// Run every due job as of `now_ms`.
@@ -44,6 +45,7 @@ pub async fn run_due(app: &Regulars, now_ms: i64) -> AppResult<JobReport> {
     birthday_gifts(app, now_ms, &mut report).await?;
     expire_coupons(app, now_ms, &mut report).await?;
     report.complaints_escalated = super::feedback::escalate_overdue(app, now_ms).await?;
+    report.alerts_raised = super::alerts::raise(app, now_ms).await?;
     Ok(report)
 }
 

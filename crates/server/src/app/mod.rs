@@ -4,6 +4,8 @@
 //! applies the domain rules, and talks to the store. No HTTP in here, so the
 //! CLI and the console call the same functions as the REST API.
 
+/// Store alerts: complaint rates by store and region.
+pub mod alerts;
 /// Staff users, API keys, console sessions: who the caller is.
 pub mod auth;
 /// Brands, regions, stores.
@@ -30,6 +32,8 @@ pub mod orders;
 pub mod points;
 /// The rewards catalogue and what a redemption with a reward gives.
 pub mod rewards;
+/// Surveys: NPS and monthly satisfaction, results.
+pub mod surveys;
 /// `regulars verify`: every ledger invariant, checked against the rows.
 pub mod verify;
 

@@ -5,15 +5,18 @@ use super::error::{ErrorBody, Result};
 use super::extract::{Caller, Json, Path, Query};
 use super::points::idempotency_key;
 use super::{recorded, ApiState};
+use crate::app::alerts::{AlertView, ComplaintRates, RateQuery};
 use crate::app::feedback::{
     self, Accuracy, Compensate, CompensationView, Correction, Decision, FeedbackQuery,
     FeedbackReceipt, FeedbackView, ImportReport, SubmitFeedback, TableLink, TableLinkRequest,
     TaskDone, TaskQuery, TaskView, Transition,
 };
+use crate::app::surveys::{Respond, ResponseReceipt, ResultsQuery, SurveyResults, SurveyView};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use regulars_core::feedback::ClassifierRules;
+use regulars_core::survey::SurveyDefinition;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -31,6 +34,11 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(tasks))
         .routes(routes!(complete_task))
         .routes(routes!(table_link))
+        .routes(routes!(surveys, create_survey))
+        .routes(routes!(respond))
+        .routes(routes!(survey_results))
+        .routes(routes!(complaint_rates))
+        .routes(routes!(alerts))
         .routes(routes!(photo))
 }
 
@@ -281,5 +289,93 @@ pub async fn import(
     })?;
     Ok(Json(
         feedback::import_reviews(&state.regulars, &caller, text).await?,
+    ))
+}
+
+/// Surveys (question sets).
+#[utoipa::path(get, path = "/api/v1/surveys", tag = "feedback",
+    responses((status = 200, body = [SurveyView])), security(("api_key" = [])))]
+pub async fn surveys(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+) -> Result<Json<Vec<SurveyView>>> {
+    Ok(Json(
+        crate::app::surveys::list(&state.regulars, &caller).await?,
+    ))
+}
+
+/// Define a survey: `post_visit` (once per visit) or `monthly`, with its questions.
+#[utoipa::path(post, path = "/api/v1/surveys", tag = "feedback", request_body = SurveyDefinition,
+    responses((status = 201, body = SurveyView), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn create_survey(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Json(body): Json<SurveyDefinition>,
+) -> Result<(StatusCode, Json<SurveyView>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(crate::app::surveys::create(&state.regulars, &caller, body).await?),
+    ))
+}
+
+/// A member's answers. One per member and visit (post-visit) or month.
+#[utoipa::path(post, path = "/api/v1/surveys/{id}/responses", tag = "feedback", request_body = Respond,
+    params(("id" = String, Path)),
+    responses((status = 201, body = ResponseReceipt),
+              (status = 409, description = "already_answered", body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn respond(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Json(body): Json<Respond>,
+) -> Result<(StatusCode, Json<ResponseReceipt>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(crate::app::surveys::respond(&state.regulars, &caller, &id, body).await?),
+    ))
+}
+
+/// NPS and dimension averages by store, region or month.
+#[utoipa::path(get, path = "/api/v1/surveys/{id}/results", tag = "feedback",
+    params(("id" = String, Path), ResultsQuery),
+    responses((status = 200, body = SurveyResults), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn survey_results(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Query(q): Query<ResultsQuery>,
+) -> Result<Json<SurveyResults>> {
+    Ok(Json(
+        crate::app::surveys::results(&state.regulars, &caller, &id, q).await?,
+    ))
+}
+
+/// Complaints per 1,000 orders by store and region, flagged against the
+/// threshold and the chain's distribution.
+#[utoipa::path(get, path = "/api/v1/alerts/complaint-rates", tag = "feedback", params(RateQuery),
+    responses((status = 200, body = ComplaintRates)), security(("api_key" = [])))]
+pub async fn complaint_rates(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Query(q): Query<RateQuery>,
+) -> Result<Json<ComplaintRates>> {
+    Ok(Json(
+        crate::app::alerts::complaint_rates(&state.regulars, &caller, q).await?,
+    ))
+}
+
+/// Alerts the jobs raised, newest first.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "feedback",
+    responses((status = 200, body = [AlertView])), security(("api_key" = [])))]
+pub async fn alerts(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+) -> Result<Json<Vec<AlertView>>> {
+    Ok(Json(
+        crate::app::alerts::recent(&state.regulars, &caller).await?,
     ))
 }

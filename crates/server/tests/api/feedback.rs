@@ -5,7 +5,8 @@
 
 use crate::helpers::{random_phone, Reply, TestApp};
 use crate::loyalty::{
-    assert_ledger_sound, balance, entries, keyed, keyed_as, member, run_jobs, simple_order,
+    ago, assert_ledger_sound, balance, dish, entries, keyed, keyed_as, member, order, order_json,
+    run_jobs, simple_order,
 };
 use crate::on_both_backends;
 use chrono::Utc;
@@ -24,6 +25,8 @@ on_both_backends!(
     table_qr_links_take_feedback_without_login,
     bad_table_submissions_are_refused_and_store_nothing,
     platform_reviews_import_all_or_nothing,
+    surveys_take_one_answer_per_visit_and_month_and_report_nps,
+    complaint_rates_flag_stores_and_the_jobs_raise_alerts_once,
 );
 
 async fn import(app: &TestApp, csv: &str) -> Reply {
@@ -54,13 +57,25 @@ fn png(len: usize) -> Vec<u8> {
 }
 
 async fn table_post(app: &TestApp, token: &str, form: reqwest::multipart::Form) -> Reply {
-    let resp = app
+    let sent = app
         .client
         .post(format!("{}/q/{token}/feedback", app.base))
         .multipart(form)
         .send()
-        .await
-        .expect("request");
+        .await;
+    let resp = match sent {
+        Ok(resp) => resp,
+        // The server refused an oversized body before it was all sent and
+        // closed the connection: the client may see that instead of the 413.
+        Err(e) if e.is_request() => {
+            return Reply {
+                status: 413,
+                body: json!({"error": {"code": "too_large", "message": "connection closed: too large"}}),
+                headers: Default::default(),
+            }
+        }
+        Err(e) => panic!("request: {e}"),
+    };
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap_or_default();
@@ -972,4 +987,205 @@ async fn platform_reviews_import_all_or_nothing(app: TestApp) {
         "phones in reviews are masked"
     );
     assert!(!list.to_string().contains("13800001111"));
+}
+
+async fn surveys_take_one_answer_per_visit_and_month_and_report_nps(app: TestApp) {
+    let m = member(&app).await;
+    let other = app
+        .create_member(json!({"phone": random_phone(), "home_store": "CD01"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for pos in ["V-1", "V-2"] {
+        simple_order(&app, pos, &m, 10_000).await;
+    }
+    simple_order(&app, "V-3", &other, 10_000).await;
+    let nps = app
+        .post(
+            "/api/v1/surveys",
+            json!({"name": "用餐后推荐度", "kind": "post_visit", "questions": [
+            {"id": "nps", "text": "推荐给朋友的可能性", "kind": "nps"},
+            {"id": "reason", "text": "原因", "kind": "text", "required": false}]}),
+        )
+        .await;
+    assert_eq!(nps.status, 201, "{}", nps.body);
+    let nps = nps.body["id"].as_str().unwrap().to_string();
+    let bad = app
+        .post(
+            "/api/v1/surveys",
+            json!({"name": "x", "kind": "monthly", "questions": [
+            {"id": "a", "text": "q", "kind": "nps"}, {"id": "a", "text": "q", "kind": "scale5"}]}),
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    let answer = |survey: String, member: String, pos: Option<&str>, answers: Value| {
+        let mut body = json!({"member_id": member, "store_code": "CD01", "answers": answers});
+        if let Some(p) = pos {
+            body["pos_order_id"] = json!(p);
+        }
+        let app = &app;
+        async move {
+            app.post(&format!("/api/v1/surveys/{survey}/responses"), body)
+                .await
+        }
+    };
+    let r = answer(nps.clone(), m.clone(), Some("V-1"), json!({"nps": 10})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["nps_group"], "promoter");
+    assert!(r.body["feedback_id"].is_null());
+    let r = answer(nps.clone(), m.clone(), Some("V-1"), json!({"nps": 9})).await;
+    assert_eq!((r.status, r.code()), (409, "already_answered"));
+    let r = answer(nps.clone(), m.clone(), Some("V-3"), json!({"nps": 9})).await;
+    assert_eq!(r.code(), "unknown_order", "another member's visit");
+    let r = answer(nps.clone(), m.clone(), None, json!({"nps": 9})).await;
+    assert_eq!(r.status, 422);
+    let r = answer(nps.clone(), m.clone(), Some("V-2"), json!({"nps": 12})).await;
+    assert_eq!(r.status, 422);
+    let r = answer(
+        nps.clone(),
+        m.clone(),
+        Some("V-2"),
+        json!({"nps": 3, "reason": "上菜太慢，等了四十分钟"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["nps_group"], "detractor");
+    let fid = r.body["feedback_id"]
+        .as_str()
+        .expect("a detractor becomes feedback")
+        .to_string();
+    let f = app.get(&format!("/api/v1/feedback/{fid}")).await.body;
+    assert_eq!(f["category"], "waiting_time");
+    assert_eq!(f["member_id"], m.as_str());
+    assert_eq!(f["status"], "open");
+    assert_eq!(
+        answer(nps.clone(), other.clone(), Some("V-3"), json!({"nps": 8}))
+            .await
+            .status,
+        201
+    );
+
+    let monthly = app
+        .post("/api/v1/surveys", json!({"name": "月度满意度", "kind": "monthly", "questions": [
+            {"id": "food", "text": "菜品", "kind": "scale5"}, {"id": "service", "text": "服务", "kind": "scale5"},
+            {"id": "environment", "text": "环境", "kind": "scale5"}, {"id": "value", "text": "性价比", "kind": "scale5"},
+            {"id": "speed", "text": "速度", "kind": "scale5"}]}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let full = json!({"food": 5, "service": 4, "environment": 4, "value": 3, "speed": 4});
+    assert_eq!(
+        answer(monthly.clone(), m.clone(), None, json!({"food": 6}))
+            .await
+            .status,
+        422
+    );
+    assert_eq!(
+        answer(monthly.clone(), m.clone(), None, full.clone())
+            .await
+            .status,
+        201
+    );
+    let again = answer(monthly.clone(), m.clone(), None, full).await;
+    assert_eq!((again.status, again.code()), (409, "already_answered"));
+    assert_eq!(
+        answer(
+            monthly.clone(),
+            other.clone(),
+            None,
+            json!({"food": 3, "service": 2, "environment": 4, "value": 3, "speed": 4})
+        )
+        .await
+        .status,
+        201
+    );
+
+    let results = app
+        .get(&format!("/api/v1/surveys/{nps}/results"))
+        .await
+        .body;
+    assert_eq!(results["responses"], 3);
+    // One promoter (10), one passive (8), one detractor (3): NPS 0.
+    assert_eq!(results["nps"], 0.0);
+    assert_eq!(results["groups"][0]["key"], "CD01");
+    assert_eq!(results["groups"][0]["detractors"], 1);
+    let by_month = app
+        .get(&format!("/api/v1/surveys/{monthly}/results?by=month"))
+        .await
+        .body;
+    assert_eq!(by_month["averages"]["food"], 4.0);
+    assert_eq!(by_month["averages"]["service"], 3.0);
+    assert_eq!(by_month["groups"].as_array().unwrap().len(), 1);
+    let by_region = app
+        .get(&format!("/api/v1/surveys/{monthly}/results?by=region"))
+        .await
+        .body;
+    assert_eq!(by_region["groups"][0]["key"], "西南");
+    assert_eq!(
+        app.get(&format!("/api/v1/surveys/{monthly}/results?by=week"))
+            .await
+            .status,
+        422
+    );
+    assert_ledger_sound(&app).await;
+}
+
+async fn complaint_rates_flag_stores_and_the_jobs_raise_alerts_once(app: TestApp) {
+    app.create_store("CD01", "成都").await;
+    app.create_store("CD02", "成都").await;
+    for store in ["CD01", "CD02"] {
+        for i in 0..60 {
+            let mut body = order_json(
+                &format!("{store}-{i}"),
+                None,
+                &ago(chrono::Duration::hours(2)),
+                json!([dish("D1", "毛肚", 1, 5_000)]),
+                5_000,
+            );
+            body["store_code"] = json!(store);
+            assert_eq!(order(&app, body).await.status, 201);
+        }
+    }
+    complaint(&app, None, "服务员态度很差", 1).await; // CD01
+    let rates = app.get("/api/v1/alerts/complaint-rates").await.body;
+    let line = |key: &str| {
+        rates["stores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == key)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(line("CD01")["orders"], 60);
+    assert_eq!(line("CD01")["complaints"], 1);
+    assert_eq!(line("CD01")["per_1000"], 16.7);
+    assert_eq!(line("CD01")["flags"], json!(["over_threshold"]));
+    assert!(line("CD02").get("flags").is_none());
+    assert_eq!(rates["regions"][0]["per_1000"], 8.3);
+    let now = Utc::now().timestamp_millis();
+    let first = run_jobs(&app, now).await;
+    assert_eq!(first.alerts_raised, 2, "CD01 and its region");
+    assert_eq!(
+        run_jobs(&app, now + 60_000).await.alerts_raised,
+        0,
+        "once a day"
+    );
+    let alerts = app.get("/api/v1/alerts").await.body;
+    assert_eq!(alerts.as_array().unwrap().len(), 2);
+    assert!(alerts.to_string().contains("store:CD01"));
+    assert_eq!(outbox(&app, "alert.complaint_rate").await, 2);
+    let manager = app.key_for(Role::StoreManager, Some("CD02")).await;
+    let mine = app
+        .send("GET", "/api/v1/alerts", Some(&manager), None)
+        .await
+        .body;
+    assert!(
+        mine.as_array().unwrap().is_empty(),
+        "CD02 sees only its own alerts"
+    );
 }

@@ -113,3 +113,42 @@ CREATE TABLE feedback_photos (
     created_at    BIGINT NOT NULL
 );
 CREATE INDEX feedback_photos_of ON feedback_photos (feedback_id);
+
+-- Surveys: question sets as data; one answer per member per survey and
+-- period (a visit, or a month).
+CREATE TABLE surveys (
+    id              TEXT PRIMARY KEY,
+    name            TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    questions_json  TEXT NOT NULL,
+    active          BIGINT NOT NULL DEFAULT 1,
+    created_at      BIGINT NOT NULL
+);
+
+CREATE TABLE survey_responses (
+    id            TEXT PRIMARY KEY,
+    survey_id     TEXT NOT NULL REFERENCES surveys(id),
+    member_id     TEXT NOT NULL REFERENCES members(id),
+    store_code    TEXT NOT NULL REFERENCES stores(code),
+    period_key    TEXT NOT NULL,
+    nps           BIGINT,
+    answers_json  TEXT NOT NULL,
+    feedback_id   TEXT,
+    created_at    BIGINT NOT NULL,
+    CONSTRAINT survey_responses_once UNIQUE (survey_id, member_id, period_key)
+);
+CREATE INDEX survey_responses_store ON survey_responses (survey_id, store_code, created_at);
+
+-- Alerts raised by the jobs (complaint rate per store and region).
+CREATE TABLE alerts (
+    id          TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    scope       TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    day         TEXT NOT NULL,
+    value       DOUBLE PRECISION NOT NULL,
+    threshold   DOUBLE PRECISION NOT NULL,
+    detail      TEXT NOT NULL,
+    raised_at   BIGINT NOT NULL,
+    CONSTRAINT alerts_once UNIQUE (kind, subject, day)
+);
