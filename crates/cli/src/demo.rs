@@ -278,6 +278,7 @@ pub async fn prepare(regulars: &Regulars) -> anyhow::Result<DemoLogin> {
         seed_members(regulars, &admin).await?;
         let orders = seed_orders(regulars, &admin).await?;
         let (redeemed, coupons) = seed_rewards(regulars, &admin).await?;
+        let (feedback, answers) = seed_feedback(regulars, &admin).await?;
         // Expire what two years of history has let lapse, send reminders,
         // review tiers and give this month's birthday gifts, as of now.
         let report = regulars_server::app::jobs::run_due(regulars, now_ms())
@@ -285,7 +286,8 @@ pub async fn prepare(regulars: &Regulars) -> anyhow::Result<DemoLogin> {
             .map_err(|e| anyhow::anyhow!("demo jobs: {e}"))?;
         eprintln!(
             "  {orders} orders over two years; {} points expired, {} birthday gifts; \
-             {redeemed} rewards redeemed, {coupons} coupons given",
+             {redeemed} rewards redeemed, {coupons} coupons given; \
+             {feedback} feedback, {answers} survey answers",
             report.expired_points, report.birthday_gifts
         );
         let mut conn = regulars.db.writer().await?;
@@ -699,4 +701,184 @@ async fn seed_rewards(regulars: &Regulars, admin: &Principal) -> anyhow::Result<
         }
     }
     Ok((redeemed, given))
+}
+
+/// Guest feedback in every state of the complaint workflow, compensation,
+/// surveys with promoters and detractors. The texts are the labelled
+/// reviews the classifier is measured on, so categories look real.
+async fn seed_feedback(regulars: &Regulars, admin: &Principal) -> anyhow::Result<(u64, u64)> {
+    use regulars_core::feedback::FeedbackChannel;
+    use regulars_core::survey::SurveyDefinition;
+    use regulars_server::app::{feedback, surveys};
+    let err = |what: &'static str| {
+        move |e: regulars_server::AppError| anyhow::anyhow!("demo {what}: {e}")
+    };
+    let texts: Vec<(Option<i64>, String)> =
+        include_str!("../../core/tests/data/feedback_labelled.tsv")
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let cols: Vec<&str> = l.split('\t').collect();
+                (cols.len() == 4).then(|| (cols[2].parse().ok(), cols[3].to_string()))
+            })
+            .collect();
+    let recent = {
+        let mut conn = regulars.db.reader().await?;
+        regulars_store::orders::recent_member_orders(&mut conn, 400).await?
+    };
+    let mut rng = StdRng::seed_from_u64(20_261_125);
+    let channels = [
+        FeedbackChannel::TableQr,
+        FeedbackChannel::H5,
+        FeedbackChannel::Staff,
+        FeedbackChannel::CallCenter,
+        FeedbackChannel::ReviewImport,
+    ];
+    let mut given = 0u64;
+    for (i, (rating, text)) in texts.iter().enumerate().take(70) {
+        // Two stores get more than their share, so the alerts have work.
+        let store = if i % 4 == 0 {
+            "CD02".to_string()
+        } else if i % 7 == 0 {
+            "SH03".to_string()
+        } else {
+            STORES[rng.gen_range(0..STORES.len())].0.to_string()
+        };
+        let order = recent.iter().filter(|o| o.store_code == store).nth(i % 3);
+        let receipt = feedback::submit(
+            regulars,
+            admin,
+            feedback::SubmitFeedback {
+                store_code: store.clone(),
+                channel: channels[i % channels.len()],
+                text: text.clone(),
+                rating: *rating,
+                nps: None,
+                member_id: order.and_then(|o| o.member_id.clone()),
+                pos_order_id: order.map(|o| o.pos_order_id.clone()),
+            },
+        )
+        .await
+        .map_err(err("feedback"))?;
+        given += 1;
+        if receipt.due_at.is_none() {
+            continue;
+        }
+        // Walk complaints some way along: open, acknowledged, in progress,
+        // resolved, followed up, closed.
+        let steps = [
+            "acknowledged",
+            "in_progress",
+            "resolved",
+            "followed_up",
+            "closed",
+        ];
+        let depth = i % 6;
+        for to in steps.iter().take(depth) {
+            if *to == "resolved" && receipt.category != regulars_core::feedback::Category::Other {
+                if order.and_then(|o| o.member_id.as_ref()).is_some() {
+                    feedback::compensate(
+                        regulars,
+                        admin,
+                        &receipt.id,
+                        Some(&format!("demo-comp-{i}")),
+                        feedback::Compensate {
+                            kind: "points".into(),
+                            points: Some(100 + (i as i64 % 4) * 100),
+                            template_id: None,
+                            amount_fen: None,
+                            note: "门店致歉补偿".into(),
+                        },
+                    )
+                    .await
+                    .map_err(err("compensation"))?;
+                }
+            }
+            let (note, root_cause) = match *to {
+                "resolved" => (
+                    Some("已致电致歉并处理".to_string()),
+                    Some("staff_training".to_string()),
+                ),
+                "followed_up" => (Some("回访：顾客表示认可".to_string()), None),
+                "acknowledged" => (Some("店长已联系顾客".to_string()), None),
+                _ => (None, None),
+            };
+            feedback::transition(
+                regulars,
+                admin,
+                &receipt.id,
+                feedback::Transition {
+                    to: to.to_string(),
+                    note,
+                    root_cause,
+                },
+            )
+            .await
+            .map_err(err("transition"))?;
+        }
+    }
+    // A demo store takes ~50 orders a month, so a single complaint is 20‰:
+    // the demo's alert line sits where its few stores can cross it.
+    {
+        let mut conn = regulars.db.writer().await?;
+        staff::put_setting(&mut conn, regulars_server::app::alerts::RATE_SETTING, "80").await?;
+    }
+    let nps = surveys::create(regulars, admin, SurveyDefinition::post_visit_nps())
+        .await
+        .map_err(err("survey"))?;
+    let monthly = surveys::create(regulars, admin, SurveyDefinition::monthly_satisfaction())
+        .await
+        .map_err(err("survey"))?;
+    let mut answers = 0u64;
+    for (i, order) in recent.iter().enumerate().take(240) {
+        let Some(member) = order.member_id.clone() else {
+            continue;
+        };
+        let score: i64 = match rng.gen_range(0..100) {
+            0..=54 => rng.gen_range(9..=10),
+            55..=79 => rng.gen_range(7..=8),
+            _ => rng.gen_range(2..=6),
+        };
+        let mut given_answers = std::collections::BTreeMap::new();
+        given_answers.insert("nps".to_string(), serde_json::json!(score));
+        if score <= 6 {
+            given_answers.insert(
+                "reason".to_string(),
+                serde_json::json!(["上菜有点慢", "锅底偏咸", "服务员不太热情", "价格偏贵"][i % 4]),
+            );
+        }
+        let done = surveys::respond(
+            regulars,
+            admin,
+            &nps.id,
+            surveys::Respond {
+                member_id: member.clone(),
+                store_code: order.store_code.clone(),
+                pos_order_id: Some(order.pos_order_id.clone()),
+                answers: given_answers,
+            },
+        )
+        .await;
+        answers += u64::from(done.is_ok());
+        if i % 3 == 0 {
+            let mut dims = std::collections::BTreeMap::new();
+            for d in ["food", "service", "environment", "value", "speed"] {
+                dims.insert(d.to_string(), serde_json::json!(rng.gen_range(3..=5)));
+            }
+            let done = surveys::respond(
+                regulars,
+                admin,
+                &monthly.id,
+                surveys::Respond {
+                    member_id: member,
+                    store_code: order.store_code.clone(),
+                    pos_order_id: None,
+                    answers: dims,
+                },
+            )
+            .await;
+            answers += u64::from(done.is_ok());
+        }
+    }
+    Ok((given, answers))
 }

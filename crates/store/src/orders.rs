@@ -150,6 +150,21 @@ pub async fn order_by_pos_id(
     .store()
 }
 
+/// The latest orders that have a member, newest first (surveys, demos).
+pub async fn recent_member_orders(
+    conn: &mut AnyConnection,
+    limit: i64,
+) -> StoreResult<Vec<OrderRow>> {
+    sqlx::query_as::<_, OrderRow>(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE member_id IS NOT NULL \
+         ORDER BY occurred_at DESC, id DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .store()
+}
+
 /// The same, taking PostgreSQL's row lock so refunds of one order queue.
 pub async fn lock_order(
     conn: &mut AnyConnection,

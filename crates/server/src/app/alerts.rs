@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 pub const RATE_SETTING: &str = "feedback.alert_rate_per_1000";
 const DEFAULT_RATE: f64 = 5.0;
 /// Stores with fewer orders in the window are listed but not judged.
-const MIN_ORDERS: i64 = 50;
+const MIN_ORDERS: i64 = 30;
 const DEFAULT_DAYS: i64 = 30;
 
 #[derive(Debug, Deserialize, IntoParams)]
