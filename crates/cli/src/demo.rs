@@ -775,8 +775,11 @@ async fn seed_feedback(regulars: &Regulars, admin: &Principal) -> anyhow::Result
         ];
         let depth = i % 6;
         for to in steps.iter().take(depth) {
-            if *to == "resolved" && receipt.category != regulars_core::feedback::Category::Other {
-                if order.and_then(|o| o.member_id.as_ref()).is_some() {
+            if *to == "resolved"
+                && receipt.category != regulars_core::feedback::Category::Other
+                && order.and_then(|o| o.member_id.as_ref()).is_some()
+            {
+                {
                     feedback::compensate(
                         regulars,
                         admin,
