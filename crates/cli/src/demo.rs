@@ -779,23 +779,21 @@ async fn seed_feedback(regulars: &Regulars, admin: &Principal) -> anyhow::Result
                 && receipt.category != regulars_core::feedback::Category::Other
                 && order.and_then(|o| o.member_id.as_ref()).is_some()
             {
-                {
-                    feedback::compensate(
-                        regulars,
-                        admin,
-                        &receipt.id,
-                        Some(&format!("demo-comp-{i}")),
-                        feedback::Compensate {
-                            kind: "points".into(),
-                            points: Some(100 + (i as i64 % 4) * 100),
-                            template_id: None,
-                            amount_fen: None,
-                            note: "门店致歉补偿".into(),
-                        },
-                    )
-                    .await
-                    .map_err(err("compensation"))?;
-                }
+                feedback::compensate(
+                    regulars,
+                    admin,
+                    &receipt.id,
+                    Some(&format!("demo-comp-{i}")),
+                    feedback::Compensate {
+                        kind: "points".into(),
+                        points: Some(100 + (i as i64 % 4) * 100),
+                        template_id: None,
+                        amount_fen: None,
+                        note: "门店致歉补偿".into(),
+                    },
+                )
+                .await
+                .map_err(err("compensation"))?;
             }
             let (note, root_cause) = match *to {
                 "resolved" => (
