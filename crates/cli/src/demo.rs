@@ -812,6 +812,7 @@ async fn seed_feedback(regulars: &Regulars, admin: &Principal) -> anyhow::Result
                     to: to.to_string(),
                     note,
                     root_cause,
+                    satisfied: (*to == "followed_up").then_some(i % 5 != 0),
                 },
             )
             .await

@@ -33,6 +33,7 @@ pub struct FeedbackRow {
     pub closed_at: Option<i64>,
     pub escalated_at: Option<i64>,
     pub root_cause: Option<String>,
+    pub recovered: Option<i64>,
     pub resolution: Option<String>,
     pub dedupe_key: String,
     pub submitted_by: String,
@@ -44,12 +45,12 @@ const COLUMNS: &str =
     "id, store_code, member_id, order_id, pos_order_id, table_no, channel, text, rating, \
     nps, category, severity, reasons_json, auto_category, auto_severity, status, escalation_level, \
     due_at, acknowledged_at, started_at, resolved_at, followed_up_at, closed_at, escalated_at, \
-    root_cause, resolution, dedupe_key, submitted_by, created_at, updated_at";
+    root_cause, recovered, resolution, dedupe_key, submitted_by, created_at, updated_at";
 
 pub async fn insert_feedback(conn: &mut AnyConnection, f: &FeedbackRow) -> StoreResult<()> {
     sqlx::query(&format!(
         "INSERT INTO feedback ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-         $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)"
+         $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)"
     ))
     .bind(&f.id)
     .bind(&f.store_code)
@@ -76,6 +77,7 @@ pub async fn insert_feedback(conn: &mut AnyConnection, f: &FeedbackRow) -> Store
     .bind(f.closed_at)
     .bind(f.escalated_at)
     .bind(&f.root_cause)
+    .bind(f.recovered)
     .bind(&f.resolution)
     .bind(&f.dedupe_key)
     .bind(&f.submitted_by)
@@ -779,6 +781,68 @@ pub async fn recent_alerts(conn: &mut AnyConnection, limit: i64) -> StoreResult<
          ORDER BY raised_at DESC, id DESC LIMIT $1",
     )
     .bind(limit)
+    .fetch_all(conn)
+    .await
+    .store()
+}
+
+/// Record whether the guest was won back (the follow-up's answer).
+pub async fn set_recovered(conn: &mut AnyConnection, id: &str, recovered: bool) -> StoreResult<()> {
+    sqlx::query("UPDATE feedback SET recovered = $2 WHERE id = $1")
+        .bind(id)
+        .bind(i64::from(recovered))
+        .execute(conn)
+        .await
+        .store()?;
+    Ok(())
+}
+
+/// A complaint as the KPIs see it.
+#[derive(Debug, Clone, FromRow)]
+pub struct KpiRow {
+    pub store_code: String,
+    pub created_at: i64,
+    pub due_at: Option<i64>,
+    pub acknowledged_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    pub recovered: Option<i64>,
+    pub escalation_level: i64,
+    /// Who resolved it (the last `resolved` step).
+    pub resolver: Option<String>,
+}
+
+/// Complaints that arrived in `[from, to)`.
+pub async fn complaints_between(
+    conn: &mut AnyConnection,
+    from: i64,
+    to: i64,
+) -> StoreResult<Vec<KpiRow>> {
+    sqlx::query_as(
+        "SELECT f.store_code, f.created_at, f.due_at, f.acknowledged_at, f.resolved_at, f.recovered, \
+         f.escalation_level, \
+         (SELECT e.actor FROM feedback_events e WHERE e.feedback_id = f.id AND e.kind = 'resolved' \
+          ORDER BY e.at DESC, e.id DESC LIMIT 1) AS resolver \
+         FROM feedback f WHERE f.severity <> 'none' AND f.created_at >= $1 AND f.created_at < $2",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await
+    .store()
+}
+
+/// Members each staff user or key registered in `[from, to)` (audit log).
+pub async fn sign_ups_between(
+    conn: &mut AnyConnection,
+    from: i64,
+    to: i64,
+) -> StoreResult<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT actor, CAST(COUNT(*) AS BIGINT) FROM audit_log WHERE action = 'member.create' \
+         AND at >= $1 AND at < $2 GROUP BY actor ORDER BY actor",
+    )
+    .bind(from)
+    .bind(to)
     .fetch_all(conn)
     .await
     .store()

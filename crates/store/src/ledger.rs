@@ -619,14 +619,15 @@ pub async fn members_for_review(
 }
 
 /// Members born in `month`, with their tier, by id pages.
+/// `(id, tier, home store)` of members born in `month`, in id order.
 pub async fn members_born_in(
     conn: &mut AnyConnection,
     month: i64,
     after: &str,
     limit: i64,
-) -> StoreResult<Vec<(String, String)>> {
-    let rows = sqlx::query(
-        "SELECT id, tier FROM members WHERE id > $1 AND birth_month = $2 \
+) -> StoreResult<Vec<(String, String, Option<String>)>> {
+    sqlx::query_as(
+        "SELECT id, tier, home_store_code FROM members WHERE id > $1 AND birth_month = $2 \
          AND erased_at IS NULL ORDER BY id LIMIT $3",
     )
     .bind(after)
@@ -634,11 +635,7 @@ pub async fn members_born_in(
     .bind(limit)
     .fetch_all(conn)
     .await
-    .store()?;
-    rows.iter()
-        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .store()
+    .store()
 }
 
 /// Append a positive entry and open its lot: one statement on PostgreSQL (a

@@ -311,6 +311,7 @@ pub(crate) async fn receive_in(
         closed_at: (!complaint).then_some(now),
         escalated_at: None,
         root_cause: None,
+        recovered: None,
         resolution: None,
         dedupe_key: key,
         submitted_by: actor.to_string(),
@@ -433,6 +434,8 @@ pub struct FeedbackView {
     pub escalated_at: Option<String>,
     pub root_cause: Option<String>,
     pub resolution: Option<String>,
+    /// The follow-up's answer: was the guest won back?
+    pub recovered: Option<bool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<TimelineEntry>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -496,6 +499,7 @@ fn view(app: &Regulars, f: FeedbackRow) -> FeedbackView {
         escalation_level: f.escalation_level,
         root_cause: f.root_cause,
         resolution: f.resolution,
+        recovered: f.recovered.map(|r| r != 0),
         timeline: Vec::new(),
         compensations: Vec::new(),
         photos: Vec::new(),
@@ -593,6 +597,8 @@ pub struct Transition {
     pub note: Option<String>,
     /// Required for `resolved`: one of the root causes.
     pub root_cause: Option<String>,
+    /// Required for `followed_up`: was the guest won back?
+    pub satisfied: Option<bool>,
 }
 
 /// Where a complaint may go from each status. `resolved → in_progress`
@@ -652,10 +658,12 @@ pub async fn transition(
             root_cause = Some(cause.to_string());
             resolution = note.clone();
         }
-        "followed_up" if note.is_none() => {
-            return Err(
-                DomainError::invalid("note", "record what the guest said on the follow-up").into(),
+        "followed_up" if note.is_none() || input.satisfied.is_none() => {
+            return Err(DomainError::invalid(
+                "note",
+                "record what the guest said on the follow-up, and `satisfied`",
             )
+            .into())
         }
         _ => {}
     }
@@ -696,6 +704,7 @@ pub async fn transition(
             .await?
         }
         "followed_up" => {
+            repo::set_recovered(&mut tx, id, input.satisfied.unwrap_or(false)).await?;
             if let Some(task) = repo::open_task_of(&mut tx, id, "follow_up").await? {
                 repo::complete_task(
                     &mut tx,
@@ -1757,4 +1766,150 @@ fn import_error(lines: Vec<String>) -> AppError {
         message.push_str(&format!(" | … and {more} more"));
     }
     AppError::unprocessable("invalid_import", message)
+}
+
+// ---------------------------------------------------------------------------
+// Staff and store KPIs
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct KpiQuery {
+    /// Window in days ending now (default 30, at most 365).
+    pub days: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Kpis {
+    pub days: i64,
+    pub stores: Vec<KpiLine>,
+    pub staff: Vec<KpiLine>,
+}
+
+/// One store's or one staff member's service-recovery figures.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct KpiLine {
+    /// Store code, or the staff user / key (`user:…`, `key:…`).
+    pub key: String,
+    pub complaints: usize,
+    /// Complaints answered by their first-response deadline, 0–1.
+    pub sla_met: Option<f64>,
+    pub avg_first_response_minutes: Option<f64>,
+    pub resolved: usize,
+    pub avg_resolution_hours: Option<f64>,
+    pub followed_up: usize,
+    /// Of those followed up, the share won back ("satisfaction after
+    /// recovery"), 0–1.
+    pub recovered: Option<f64>,
+    /// Members registered (staff lines only).
+    pub sign_ups: i64,
+}
+
+#[derive(Default)]
+struct KpiTally {
+    complaints: usize,
+    due: usize,
+    met: usize,
+    response_ms: Vec<i64>,
+    resolution_ms: Vec<i64>,
+    followed: usize,
+    won: usize,
+}
+
+impl KpiTally {
+    fn add(&mut self, r: &repo::KpiRow) {
+        self.complaints += 1;
+        if let Some(due) = r.due_at {
+            self.due += 1;
+            // Escalated means the deadline passed unanswered, whatever came after.
+            if r.escalation_level == 0 && r.acknowledged_at.is_some_and(|a| a <= due) {
+                self.met += 1;
+            }
+        }
+        if let Some(a) = r.acknowledged_at {
+            self.response_ms.push(a - r.created_at);
+        }
+        if let Some(done) = r.resolved_at {
+            self.resolution_ms.push(done - r.created_at);
+        }
+        if let Some(won) = r.recovered {
+            self.followed += 1;
+            self.won += usize::from(won != 0);
+        }
+    }
+
+    fn line(self, key: String, sign_ups: i64) -> KpiLine {
+        let avg = |v: &[i64], unit: f64| {
+            (!v.is_empty()).then(|| {
+                (v.iter().sum::<i64>() as f64 / v.len() as f64 / unit * 10.0).round() / 10.0
+            })
+        };
+        let share = |n: usize, of: usize| {
+            (of > 0).then(|| (n as f64 / of as f64 * 1000.0).round() / 1000.0)
+        };
+        KpiLine {
+            key,
+            complaints: self.complaints,
+            sla_met: share(self.met, self.due),
+            avg_first_response_minutes: avg(&self.response_ms, 60_000.0),
+            resolved: self.resolution_ms.len(),
+            avg_resolution_hours: avg(&self.resolution_ms, 3_600_000.0),
+            followed_up: self.followed,
+            recovered: share(self.won, self.followed),
+            sign_ups,
+        }
+    }
+}
+
+/// `GET /api/v1/feedback/kpis`: per store and per staff member — SLA met,
+/// response and resolution times, satisfaction after recovery, sign-ups.
+pub async fn kpis(app: &Regulars, caller: &Principal, query: KpiQuery) -> AppResult<Kpis> {
+    caller.check(Action::FeedbackRead, None)?;
+    let days = query.days.unwrap_or(30);
+    if !(1..=365).contains(&days) {
+        return Err(DomainError::invalid("days", "1 to 365").into());
+    }
+    let now = now_ms();
+    let from = now - days * 86_400_000;
+    let mut conn = app.db.reader().await?;
+    let rows = repo::complaints_between(&mut conn, from, now + 1).await?;
+    let sign_ups: BTreeMap<String, i64> = repo::sign_ups_between(&mut conn, from, now + 1)
+        .await?
+        .into_iter()
+        .collect();
+    let scope = caller.store_scope();
+    let mut stores: BTreeMap<String, KpiTally> = BTreeMap::new();
+    let mut staff: BTreeMap<String, KpiTally> = BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| scope.is_none_or(|s| s == r.store_code))
+    {
+        stores.entry(r.store_code.clone()).or_default().add(r);
+        if let Some(who) = &r.resolver {
+            staff.entry(who.clone()).or_default().add(r);
+        }
+    }
+    let mut staff_lines: Vec<KpiLine> = staff
+        .into_iter()
+        .map(|(who, t)| {
+            let n = sign_ups.get(&who).copied().unwrap_or(0);
+            t.line(who, n)
+        })
+        .collect();
+    if scope.is_none() {
+        for (who, n) in &sign_ups {
+            if !staff_lines.iter().any(|l| &l.key == who) {
+                staff_lines.push(KpiLine {
+                    key: who.clone(),
+                    sign_ups: *n,
+                    ..KpiLine::default()
+                });
+            }
+        }
+    }
+    staff_lines.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(Kpis {
+        days,
+        stores: stores.into_iter().map(|(k, t)| t.line(k, 0)).collect(),
+        staff: staff_lines,
+    })
 }

@@ -323,7 +323,7 @@ async fn birthday_gifts(app: &Regulars, now: i64, report: &mut JobReport) -> App
     let month = today.month() as i64;
     let mut after = String::new();
     loop {
-        let batch: Vec<(String, String)> = {
+        let batch: Vec<(String, String, Option<String>)> = {
             let mut conn = app.db.reader().await?;
             repo::members_born_in(&mut conn, month, &after, 500).await?
         };
@@ -331,7 +331,7 @@ async fn birthday_gifts(app: &Regulars, now: i64, report: &mut JobReport) -> App
             return Ok(());
         };
         after = last.0.clone();
-        for (member_id, tier) in batch {
+        for (member_id, tier, home_store) in batch {
             let benefits = config
                 .tiers
                 .benefits(Tier::parse(&tier).unwrap_or(Tier::Regular));
@@ -413,6 +413,21 @@ async fn birthday_gifts(app: &Regulars, now: i64, report: &mut JobReport) -> App
                     }
                     Err(e) => return Err(e),
                 }
+            }
+            // Gold and black-gold guests also get a call from their store.
+            if Tier::parse(&tier).is_some_and(|t| t >= Tier::Gold) {
+                regulars_store::feedback::insert_task(
+                    &mut tx,
+                    &format!("birthday_call:{member_id}:{}", today.year()),
+                    "birthday_call",
+                    home_store.as_deref(),
+                    Some(&member_id),
+                    None,
+                    &format!("{}会员生日关怀电话", benefits.tier.chinese_name()),
+                    now + 2 * 86_400_000,
+                    now,
+                )
+                .await?;
             }
             commit(tx).await?;
             report.birthday_gifts += 1;

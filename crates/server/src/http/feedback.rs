@@ -8,8 +8,8 @@ use super::{recorded, ApiState};
 use crate::app::alerts::{AlertView, ComplaintRates, RateQuery};
 use crate::app::feedback::{
     self, Accuracy, Compensate, CompensationView, Correction, Decision, FeedbackQuery,
-    FeedbackReceipt, FeedbackView, ImportReport, SubmitFeedback, TableLink, TableLinkRequest,
-    TaskDone, TaskQuery, TaskView, Transition,
+    FeedbackReceipt, FeedbackView, ImportReport, KpiQuery, Kpis, SubmitFeedback, TableLink,
+    TableLinkRequest, TaskDone, TaskQuery, TaskView, Transition,
 };
 use crate::app::surveys::{Respond, ResponseReceipt, ResultsQuery, SurveyResults, SurveyView};
 use axum::extract::State;
@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(list, submit))
         .routes(routes!(accuracy))
+        .routes(routes!(kpis))
         .routes(routes!(import))
         .routes(routes!(rules, put_rules))
         .routes(routes!(get))
@@ -378,4 +379,15 @@ pub async fn alerts(
     Ok(Json(
         crate::app::alerts::recent(&state.regulars, &caller).await?,
     ))
+}
+
+/// Service-recovery KPIs per store and per staff member.
+#[utoipa::path(get, path = "/api/v1/feedback/kpis", tag = "feedback", params(KpiQuery),
+    responses((status = 200, body = Kpis)), security(("api_key" = [])))]
+pub async fn kpis(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Query(q): Query<KpiQuery>,
+) -> Result<Json<Kpis>> {
+    Ok(Json(feedback::kpis(&state.regulars, &caller, q).await?))
 }

@@ -27,6 +27,7 @@ on_both_backends!(
     platform_reviews_import_all_or_nothing,
     surveys_take_one_answer_per_visit_and_month_and_report_nps,
     complaint_rates_flag_stores_and_the_jobs_raise_alerts_once,
+    top_tier_birthdays_become_call_tasks,
 );
 
 async fn import(app: &TestApp, csv: &str) -> Reply {
@@ -397,7 +398,18 @@ async fn a_complaint_runs_the_whole_workflow(app: TestApp) {
         422,
         "say what the guest said"
     );
-    let r = send("followed_up", json!({"note": "回访：顾客表示满意"})).await;
+    assert_eq!(
+        send("followed_up", json!({"note": "回访：顾客表示满意"}))
+            .await
+            .status,
+        422,
+        "was the guest won back?"
+    );
+    let r = send(
+        "followed_up",
+        json!({"note": "回访：顾客表示满意", "satisfied": true}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let tasks = app
         .send("GET", "/api/v1/tasks?all=true", Some(&manager), None)
@@ -445,6 +457,32 @@ async fn a_complaint_runs_the_whole_workflow(app: TestApp) {
     );
     assert_eq!(full["compensations"].as_array().unwrap().len(), 2);
     assert_eq!(send("in_progress", json!({})).await.status, 409);
+    assert_eq!(full["recovered"], true);
+
+    let kpis = app.get("/api/v1/feedback/kpis").await.body;
+    let store = &kpis["stores"][0];
+    assert_eq!(store["key"], "CD01");
+    assert_eq!(store["complaints"], 1);
+    assert_eq!(store["sla_met"], 1.0);
+    assert_eq!(store["resolved"], 1);
+    assert_eq!(store["recovered"], 1.0);
+    let resolver = kpis["staff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["resolved"] == 1)
+        .expect("the manager who resolved it");
+    assert!(
+        resolver["key"].as_str().unwrap().starts_with("key:"),
+        "{kpis}"
+    );
+    let registrar = kpis["staff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["sign_ups"].as_i64().unwrap())
+        .sum::<i64>();
+    assert!(registrar >= 1, "member sign-ups are counted: {kpis}");
     assert_ledger_sound(&app).await;
 }
 
@@ -497,7 +535,15 @@ async fn overdue_complaints_escalate_to_the_region_then_hq(app: TestApp) {
         .filter(|e| e["kind"] == "escalated")
         .count();
     assert_eq!(escalations, 2);
-    // Through the CLI's entry point too: `jobs run --now` is this call.
+    // Answered late: the KPIs count one deadline met (the other complaint) of two.
+    assert_eq!(
+        move_to(&app, id, json!({"to": "acknowledged"}))
+            .await
+            .status,
+        200
+    );
+    let kpis = app.get("/api/v1/feedback/kpis").await.body;
+    assert_eq!(kpis["stores"][0]["sla_met"], 0.5, "{kpis}");
     assert_ledger_sound(&app).await;
 }
 
@@ -1188,4 +1234,71 @@ async fn complaint_rates_flag_stores_and_the_jobs_raise_alerts_once(app: TestApp
         mine.as_array().unwrap().is_empty(),
         "CD02 sees only its own alerts"
     );
+}
+
+async fn top_tier_birthdays_become_call_tasks(app: TestApp) {
+    use chrono::Datelike;
+    app.create_store("CD01", "成都").await;
+    let today = Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive();
+    let birthday = format!("1985-{:02}-{:02}", today.month(), today.day().min(28));
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = app
+            .create_member(
+                json!({"phone": random_phone(), "home_store": "CD01", "birthday": birthday}),
+            )
+            .await;
+        ids.push(r.body["id"].as_str().unwrap().to_string());
+    }
+    let floor = app
+        .send(
+            "PUT",
+            &format!("/api/v1/members/{}/tier-floor", ids[0]),
+            Some(&app.admin_key.clone()),
+            Some(json!({"tier": "gold", "until": "2099-12-31", "reason": "VIP"})),
+        )
+        .await;
+    assert_eq!(floor.status, 200, "{}", floor.body);
+    let now = Utc::now().timestamp_millis();
+    run_jobs(&app, now).await;
+    run_jobs(&app, now + 60_000).await;
+    let manager = app.key_for(Role::StoreManager, Some("CD01")).await;
+    let tasks = app
+        .send("GET", "/api/v1/tasks", Some(&manager), None)
+        .await
+        .body;
+    let calls: Vec<&Value> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "birthday_call")
+        .collect();
+    assert_eq!(
+        calls.len(),
+        1,
+        "one call, for the gold member only, once: {tasks}"
+    );
+    assert_eq!(calls[0]["member_id"], ids[0].as_str());
+    let id = calls[0]["id"].as_str().unwrap();
+    let done = app
+        .send(
+            "POST",
+            &format!("/api/v1/tasks/{id}/done"),
+            Some(&manager),
+            Some(json!({"outcome": "已致电祝福，预订了周六包间"})),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(done.body["status"], "done");
+    let again = app
+        .send(
+            "POST",
+            &format!("/api/v1/tasks/{id}/done"),
+            Some(&manager),
+            Some(json!({"outcome": "x"})),
+        )
+        .await;
+    assert_eq!(again.status, 409);
 }

@@ -28,6 +28,7 @@ CREATE TABLE feedback (
     closed_at         BIGINT,
     escalated_at      BIGINT,
     root_cause        TEXT,
+    recovered         BIGINT,
     resolution        TEXT,
     dedupe_key        TEXT NOT NULL,
     submitted_by      TEXT NOT NULL,
