@@ -58,8 +58,13 @@ fn png(len: usize) -> Vec<u8> {
 }
 
 async fn table_post(app: &TestApp, token: &str, form: reqwest::multipart::Form) -> Reply {
-    let sent = app
-        .client
+    // A fresh connection each time: after refusing an oversized body the
+    // server closes its connection, which a pooled client would reuse.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let sent = client
         .post(format!("{}/q/{token}/feedback", app.base))
         .multipart(form)
         .send()
