@@ -93,7 +93,84 @@ on_both_backends!(
     user_create_reads_the_password_from_stdin,
     migrate_twice_changes_nothing,
     logs_carry_no_personal_data,
+    jobs_run_now_escalates_an_overdue_complaint,
 );
+
+/// The SLA clock as an operator drives it: a complaint arrives over HTTP;
+/// `regulars jobs run --now` past its deadline escalates it to the region,
+/// one SLA period later to HQ, and `verify` still passes.
+async fn jobs_run_now_escalates_an_overdue_complaint(env: Env) {
+    let out = run(
+        &env,
+        &["apikey", "create", "--role", "hq_admin", "--name", "ops"],
+        None,
+    );
+    let key = text(&out.stdout).lines().last().unwrap().trim().to_string();
+    let (server, base) = serve(&env);
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{base}/api/v1/stores"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"code": "CD01", "name": "春熙路店", "region": "西南", "city": "成都"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let complaint: serde_json::Value = client
+        .post(format!("{base}/api/v1/feedback"))
+        .bearer_auth(&key)
+        .json(
+            &serde_json::json!({"store_code": "CD01", "channel": "call_center",
+            "text": "服务员态度很差，叫了三次都不理", "rating": 1}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = complaint["id"].as_str().unwrap().to_string();
+    let due = chrono::DateTime::parse_from_rfc3339(complaint["due_at"].as_str().unwrap()).unwrap();
+    stop(server);
+
+    let jobs = |at: chrono::DateTime<chrono::FixedOffset>| {
+        let out = run(&env, &["jobs", "run", "--now", &at.to_rfc3339()], None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(
+        jobs(due - chrono::Duration::minutes(1))["complaints_escalated"],
+        0
+    );
+    assert_eq!(
+        jobs(due + chrono::Duration::minutes(1))["complaints_escalated"],
+        1
+    );
+    assert_eq!(
+        jobs(due + chrono::Duration::minutes(2))["complaints_escalated"],
+        0
+    );
+    assert_eq!(
+        jobs(due + chrono::Duration::minutes(31))["complaints_escalated"],
+        1
+    );
+
+    let (server, base) = serve(&env);
+    let view: serde_json::Value = client
+        .get(format!("{base}/api/v1/feedback/{id}"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stop(server);
+    assert_eq!(view["escalation_level"], 2, "{view}");
+    assert_eq!(view["sla_breached"], true);
+    let out = run(&env, &["verify"], None);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+}
 
 async fn apikey_create_prints_a_working_key_on_the_last_line(env: Env) {
     let out = run(

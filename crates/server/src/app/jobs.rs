@@ -34,6 +34,7 @@ pub struct JobReport {
     pub coupons_expired: u64,
     pub complaints_escalated: u64,
     pub alerts_raised: u64,
+    pub care_calls: u64,
 }
 
 /// Run every due job as of `now_ms`.
@@ -46,6 +47,7 @@ pub async fn run_due(app: &Regulars, now_ms: i64) -> AppResult<JobReport> {
     expire_coupons(app, now_ms, &mut report).await?;
     report.complaints_escalated = super::feedback::escalate_overdue(app, now_ms).await?;
     report.alerts_raised = super::alerts::raise(app, now_ms).await?;
+    report.care_calls = care_calls(app, now_ms).await?;
     Ok(report)
 }
 
@@ -459,4 +461,59 @@ async fn expire_coupons(app: &Regulars, now: i64, report: &mut JobReport) -> App
             return Ok(());
         }
     }
+}
+
+/// VIP spend decline: a gold or black-gold member whose spend over the last
+/// 90 days fell below half of the 90 days before (at least ¥1,000 then) gets
+/// a care call from their store first — once a quarter — and a
+/// `member.vip_decline` event for the messaging that may follow.
+async fn care_calls(app: &Regulars, now: i64) -> AppResult<u64> {
+    const WINDOW: i64 = 90 * 86_400_000;
+    let declining = {
+        let mut conn = app.db.reader().await?;
+        regulars_store::feedback::vip_decline(&mut conn, now, WINDOW, 100_000).await?
+    };
+    let quarter = app
+        .timezone
+        .timestamp_millis_opt(now)
+        .single()
+        .map(|t| format!("{}-Q{}", t.year(), (t.month() - 1) / 3 + 1))
+        .unwrap_or_default();
+    let mut added = 0;
+    for (member_id, store, tier, recent, prior) in declining {
+        let mut tx = app.db.begin().await?;
+        let fresh = regulars_store::feedback::insert_task(
+            &mut tx,
+            &format!("care_call:{member_id}:{quarter}"),
+            "care_call",
+            store.as_deref(),
+            Some(&member_id),
+            None,
+            &format!(
+                "{}会员消费下滑关怀：近90天 ¥{}，此前90天 ¥{}",
+                Tier::parse(&tier).unwrap_or(Tier::Gold).chinese_name(),
+                recent / 100,
+                prior / 100
+            ),
+            now + 2 * 86_400_000,
+            now,
+        )
+        .await?;
+        if fresh {
+            repo::emit(
+                &mut tx,
+                "member.vip_decline",
+                Some(&member_id),
+                &format!("{member_id}:{quarter}"),
+                &serde_json::json!({"member_id": member_id, "tier": tier,
+                    "recent_fen": recent, "prior_fen": prior})
+                .to_string(),
+                now,
+            )
+            .await?;
+            added += 1;
+        }
+        commit(tx).await?;
+    }
+    Ok(added)
 }

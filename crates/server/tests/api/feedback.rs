@@ -28,6 +28,7 @@ on_both_backends!(
     surveys_take_one_answer_per_visit_and_month_and_report_nps,
     complaint_rates_flag_stores_and_the_jobs_raise_alerts_once,
     top_tier_birthdays_become_call_tasks,
+    declining_vips_get_a_care_call_first,
 );
 
 async fn import(app: &TestApp, csv: &str) -> Reply {
@@ -1306,4 +1307,62 @@ async fn top_tier_birthdays_become_call_tasks(app: TestApp) {
         )
         .await;
     assert_eq!(again.status, 409);
+}
+
+async fn declining_vips_get_a_care_call_first(app: TestApp) {
+    let vip = member(&app).await;
+    let steady = app
+        .create_member(json!({"phone": random_phone(), "home_store": "CD01"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // ¥2,400 four to five months ago makes both gold; only one keeps coming.
+    for (i, m) in [&vip, &steady].iter().enumerate() {
+        for k in 0..2 {
+            let at = ago(chrono::Duration::days(120 + k * 20));
+            let body = order_json(
+                &format!("OLD-{i}-{k}"),
+                Some(m),
+                &at,
+                json!([dish("D1", "和牛", 1, 120_000)]),
+                120_000,
+            );
+            assert_eq!(order(&app, body).await.status, 201);
+        }
+    }
+    for k in 0..2 {
+        let at = ago(chrono::Duration::days(10 + k * 20));
+        let body = order_json(
+            &format!("NEW-{k}"),
+            Some(&steady),
+            &at,
+            json!([dish("D1", "和牛", 1, 80_000)]),
+            80_000,
+        );
+        assert_eq!(order(&app, body).await.status, 201);
+    }
+    let now = Utc::now().timestamp_millis();
+    assert_eq!(run_jobs(&app, now).await.care_calls, 1);
+    assert_eq!(
+        run_jobs(&app, now + 60_000).await.care_calls,
+        0,
+        "once a quarter"
+    );
+    let tasks = app.get("/api/v1/tasks?store=CD01").await.body;
+    let calls: Vec<&Value> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "care_call")
+        .collect();
+    assert_eq!(calls.len(), 1, "{tasks}");
+    assert_eq!(calls[0]["member_id"], vip.as_str());
+    assert!(
+        calls[0]["title"].as_str().unwrap().contains("¥2400"),
+        "{}",
+        calls[0]
+    );
+    assert_eq!(outbox(&app, "member.vip_decline").await, 1);
 }
