@@ -66,6 +66,30 @@ impl Regulars {
         }
     }
 
+    /// A keyed signature of `message` under its own `domain` (the HMAC of the
+    /// privacy index key), `bytes` long, in hex: pay codes, table links.
+    pub fn signature(&self, domain: &str, message: &str, bytes: usize) -> String {
+        self.keys
+            .blind_index(domain, message)
+            .iter()
+            .take(bytes)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Whether `given` is the signature of `message`, compared in constant
+    /// time (a signature check must not leak by timing).
+    pub fn signature_matches(&self, domain: &str, message: &str, given: &str) -> bool {
+        let expected = self.signature(domain, message, given.len() / 2);
+        expected.len() == given.len()
+            && !given.is_empty()
+            && expected
+                .bytes()
+                .zip(given.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+
     /// Today's date in the chain's time zone.
     pub fn today(&self) -> chrono::NaiveDate {
         chrono::Utc::now()

@@ -41,14 +41,7 @@ async fn import(app: &TestApp, csv: &str) -> Reply {
         .send()
         .await
         .unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    Reply {
-        status,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        headers,
-    }
+    Reply::read(resp).await
 }
 
 /// The smallest valid PNG header (what the type check reads) and some bytes.
@@ -83,14 +76,7 @@ async fn table_post(app: &TestApp, token: &str, form: reqwest::multipart::Form) 
         }
         Err(e) => panic!("request: {e}"),
     };
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap_or_default();
-    Reply {
-        status,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        headers,
-    }
+    Reply::read(resp).await
 }
 
 fn photo_part(bytes: Vec<u8>, name: &str) -> reqwest::multipart::Part {
@@ -141,14 +127,7 @@ async fn feedback_count(app: &TestApp) -> usize {
 }
 
 async fn outbox(app: &TestApp, kind: &str) -> i64 {
-    let mut conn = app.regulars.db.reader().await.unwrap();
-    sqlx::query_scalar::<_, i64>(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM outbox_events WHERE kind = $1",
-    )
-    .bind(kind)
-    .fetch_one(&mut *conn)
-    .await
-    .unwrap()
+    app.outbox_count(kind).await
 }
 
 fn ms(rfc3339: &str) -> i64 {

@@ -58,6 +58,18 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Read a response: its status, headers and JSON body.
+    pub async fn read(resp: reqwest::Response) -> Reply {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        Reply {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            headers,
+        }
+    }
+
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
     }
@@ -81,15 +93,7 @@ impl TestApp {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.expect("body");
-        Reply {
-            status,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            headers,
-        }
+        Reply::read(req.send().await.expect("request")).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -145,4 +149,18 @@ macro_rules! on_both_backends {
             }
         )*
     };
+}
+
+impl TestApp {
+    /// Events of `kind` in the outbox.
+    pub async fn outbox_count(&self, kind: &str) -> i64 {
+        let mut conn = self.regulars.db.reader().await.unwrap();
+        sqlx::query_scalar::<_, i64>(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM outbox_events WHERE kind = $1",
+        )
+        .bind(kind)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+    }
 }

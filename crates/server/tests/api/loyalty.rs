@@ -121,15 +121,7 @@ pub async fn keyed_as(
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.expect("body");
-    Reply {
-        status,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        headers,
-    }
+    Reply::read(req.send().await.expect("request")).await
 }
 
 /// A POST as HQ admin with an `Idempotency-Key`.

@@ -115,17 +115,6 @@ async fn stock_left(app: &TestApp, reward: &str) -> Option<i64> {
         .as_i64()
 }
 
-async fn outbox_count(app: &TestApp, kind: &str) -> i64 {
-    let mut conn = app.regulars.db.reader().await.unwrap();
-    sqlx::query_scalar::<_, i64>(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM outbox_events WHERE kind = $1",
-    )
-    .bind(kind)
-    .fetch_one(&mut *conn)
-    .await
-    .unwrap()
-}
-
 /// A member with `fen` of spend behind them (and the points it earned).
 async fn member_with_spend(app: &TestApp, fen: i64) -> String {
     app.create_store("CD01", "成都").await;
@@ -264,7 +253,7 @@ async fn issuing_by_hand_is_idempotent_and_codes_are_unguessable(app: TestApp) {
     assert_eq!(r.status, 422, "engine-only sources are refused: {}", r.body);
     let r = issue(&app, "no-such-member", &tpl, "x").await;
     assert_eq!(r.status, 404);
-    assert_eq!(outbox_count(&app, "coupon.issued").await, 1);
+    assert_eq!(app.outbox_count("coupon.issued").await, 1);
 
     let mut codes = std::collections::HashSet::new();
     for i in 0..30 {
@@ -432,7 +421,7 @@ async fn a_coupon_is_redeemed_once_and_its_retry_is_a_replay(app: TestApp) {
     assert_eq!(v.body["refusal"]["code"], "coupon_used");
     assert_eq!(v.body["coupon"]["status"], "redeemed");
     assert_eq!(v.body["coupon"]["redeemed_order"], "P-1");
-    assert_eq!(outbox_count(&app, "coupon.redeemed").await, 1);
+    assert_eq!(app.outbox_count("coupon.redeemed").await, 1);
     // Usable list no longer has it; the full list does.
     assert!(app
         .get(&format!("/api/v1/members/{m}/coupons"))
@@ -489,7 +478,7 @@ async fn concurrent_redemptions_of_one_coupon_have_one_winner(app: TestApp) {
     }
     statuses.sort();
     assert_eq!(statuses, vec![201, 409, 409, 409, 409, 409, 409, 409]);
-    assert_eq!(outbox_count(&app, "coupon.redeemed").await, 1);
+    assert_eq!(app.outbox_count("coupon.redeemed").await, 1);
 }
 
 async fn expired_coupons_are_refused_and_marked_by_the_job(app: TestApp) {
@@ -533,7 +522,7 @@ async fn expired_coupons_are_refused_and_marked_by_the_job(app: TestApp) {
         .get(&format!("/api/v1/members/{m}/coupons?status=all"))
         .await;
     assert_eq!(all.body[0]["status"], "expired");
-    assert_eq!(outbox_count(&app, "coupon.expired").await, 1);
+    assert_eq!(app.outbox_count("coupon.expired").await, 1);
 }
 
 async fn the_catalogue_enforces_tier_limit_and_stock(app: TestApp) {
