@@ -330,22 +330,7 @@ pub(crate) async fn receive_in(
         Err(e) => return Err(e.into()),
     }
     for (bytes, content_type) in &photos {
-        repo::insert_photo(
-            tx,
-            &repo::PhotoRow {
-                id: uuid::Uuid::now_v7().to_string(),
-                feedback_id: row.id.clone(),
-                content_type: content_type.to_string(),
-                size_bytes: bytes.len() as i64,
-                sha256: Sha256::digest(bytes)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect(),
-                data: bytes.clone(),
-                created_at: now,
-            },
-        )
-        .await?;
+        store_photo(tx, &row.id, bytes, content_type, now).await?;
     }
     repo::insert_event(
         tx,
@@ -529,15 +514,7 @@ pub async fn get(app: &Regulars, caller: &Principal, id: &str) -> AppResult<Feed
     let compensations = repo::compensations_of(&mut conn, id).await?;
     let photos = repo::photos_of(&mut conn, id).await?;
     let mut v = view(app, row);
-    v.photos = photos
-        .into_iter()
-        .map(|(id, content_type, size_bytes)| PhotoRef {
-            path: format!("/api/v1/feedback/photos/{id}"),
-            id,
-            content_type,
-            size_bytes,
-        })
-        .collect();
+    v.photos = photos.into_iter().map(photo_ref).collect();
     v.timeline = events
         .into_iter()
         .map(|e| TimelineEntry {
@@ -1906,4 +1883,85 @@ pub async fn kpis(app: &Regulars, caller: &Principal, query: KpiQuery) -> AppRes
         stores: stores.into_iter().map(|(k, t)| t.line(k, 0)).collect(),
         staff: staff_lines,
     })
+}
+
+/// `POST /api/v1/feedback/{id}/photos`: staff, the call centre or the
+/// member H5 attach photos to feedback already received (at most three per
+/// feedback in all), checked like the table page's, all or none.
+pub async fn attach_photos(
+    app: &Regulars,
+    caller: &Principal,
+    id: &str,
+    photos: Vec<Vec<u8>>,
+) -> AppResult<Vec<PhotoRef>> {
+    caller.check(Action::FeedbackSubmit, None)?;
+    if photos.is_empty() {
+        return Err(DomainError::invalid("photo", "send at least one photo").into());
+    }
+    let now = now_ms();
+    let mut tx = app.db.begin().await?;
+    let row = load(&mut tx, caller, id, Action::FeedbackSubmit).await?;
+    let already = repo::photos_of(&mut tx, &row.id).await?.len();
+    if already + photos.len() > MAX_PHOTOS {
+        return Err(DomainError::invalid(
+            "photo",
+            format!("at most {MAX_PHOTOS} photos per feedback; it has {already}"),
+        )
+        .into());
+    }
+    for (i, bytes) in photos.iter().enumerate() {
+        let content_type = check_photo(already + i + 1, bytes)?;
+        store_photo(&mut tx, &row.id, bytes, content_type, now).await?;
+    }
+    repo::insert_event(
+        &mut tx,
+        id,
+        "photos",
+        &format!("{} photo(s)", photos.len()),
+        &caller.actor,
+        now,
+    )
+    .await?;
+    let refs = repo::photos_of(&mut tx, id)
+        .await?
+        .into_iter()
+        .map(photo_ref)
+        .collect();
+    commit(tx).await?;
+    Ok(refs)
+}
+
+async fn store_photo(
+    tx: &mut Conn,
+    feedback_id: &str,
+    bytes: &[u8],
+    content_type: &str,
+    now: i64,
+) -> AppResult<()> {
+    repo::insert_photo(
+        tx,
+        &repo::PhotoRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            feedback_id: feedback_id.to_string(),
+            content_type: content_type.to_string(),
+            size_bytes: bytes.len() as i64,
+            sha256: Sha256::digest(bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            data: bytes.to_vec(),
+            created_at: now,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+fn photo_ref((id, content_type, size_bytes): (String, String, i64)) -> PhotoRef {
+    PhotoRef {
+        path: format!("/api/v1/feedback/photos/{id}"),
+        id,
+        content_type,
+        size_bytes,
+    }
 }

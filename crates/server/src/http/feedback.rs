@@ -8,8 +8,8 @@ use super::{recorded, ApiState};
 use crate::app::alerts::{AlertView, ComplaintRates, RateQuery};
 use crate::app::feedback::{
     self, Accuracy, Compensate, CompensationView, Correction, Decision, FeedbackQuery,
-    FeedbackReceipt, FeedbackView, ImportReport, KpiQuery, Kpis, SubmitFeedback, TableLink,
-    TableLinkRequest, TaskDone, TaskQuery, TaskView, Transition,
+    FeedbackReceipt, FeedbackView, ImportReport, KpiQuery, Kpis, PhotoRef, SubmitFeedback,
+    TableLink, TableLinkRequest, TaskDone, TaskQuery, TaskView, Transition,
 };
 use crate::app::surveys::{Respond, ResponseReceipt, ResultsQuery, SurveyResults, SurveyView};
 use axum::extract::State;
@@ -41,6 +41,17 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(complaint_rates))
         .routes(routes!(alerts))
         .routes(routes!(photo))
+        .routes({
+            // Photos need more than the API's 1 MiB body limit.
+            let (schemas, paths, method) = routes!(attach_photos);
+            (
+                schemas,
+                paths,
+                method.layer(axum::extract::DefaultBodyLimit::max(
+                    super::table::PHOTO_FORM_LIMIT,
+                )),
+            )
+        })
 }
 
 /// A signed link for a table's QR code: guests open `/q/{token}` and leave
@@ -390,4 +401,28 @@ pub async fn kpis(
     Query(q): Query<KpiQuery>,
 ) -> Result<Json<Kpis>> {
     Ok(Json(feedback::kpis(&state.regulars, &caller, q).await?))
+}
+
+/// Attach photos (multipart `photo` fields: JPEG, PNG or WebP, 2 MiB each, at
+/// most 3 per feedback in all).
+#[utoipa::path(post, path = "/api/v1/feedback/{id}/photos", tag = "feedback",
+    params(("id" = String, Path)),
+    request_body(content_type = "multipart/form-data"),
+    responses((status = 201, body = [PhotoRef]), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn attach_photos(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    form: std::result::Result<
+        axum::extract::Multipart,
+        axum::extract::multipart::MultipartRejection,
+    >,
+) -> Result<(StatusCode, Json<Vec<PhotoRef>>)> {
+    let form = form.map_err(|r| super::table::multipart_error(r.status(), r.body_text()))?;
+    let photos = super::table::read_photos(form).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(feedback::attach_photos(&state.regulars, &caller, &id, photos).await?),
+    ))
 }

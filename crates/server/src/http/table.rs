@@ -109,7 +109,33 @@ async fn read_form(mut form: Multipart) -> Result<TableFeedback, ApiError> {
     Ok(out)
 }
 
-fn multipart_error(status: StatusCode, text: String) -> ApiError {
+/// Read a form of `photo` fields only (staff attaching photos).
+pub(super) async fn read_photos(mut form: Multipart) -> Result<Vec<Vec<u8>>, ApiError> {
+    let mut photos = Vec::new();
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(photos),
+            Err(e) => return Err(multipart_error(e.status(), e.body_text())),
+        };
+        if field.name() != Some("photo") {
+            return Err(bad("form", "send only `photo` fields"));
+        }
+        if photos.len() == MAX_PHOTOS {
+            return Err(bad("photo", format!("at most {MAX_PHOTOS} photos")));
+        }
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| multipart_error(e.status(), e.body_text()))?;
+        photos.push(bytes.to_vec());
+    }
+}
+
+/// The body limit of a form with photos.
+pub(super) const PHOTO_FORM_LIMIT: usize = MAX_PHOTOS * MAX_PHOTO_BYTES + 64 * 1024;
+
+pub(super) fn multipart_error(status: StatusCode, text: String) -> ApiError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -29,6 +29,7 @@ on_both_backends!(
     complaint_rates_flag_stores_and_the_jobs_raise_alerts_once,
     top_tier_birthdays_become_call_tasks,
     declining_vips_get_a_care_call_first,
+    staff_attach_photos_to_feedback,
 );
 
 async fn import(app: &TestApp, csv: &str) -> Reply {
@@ -1344,4 +1345,62 @@ async fn declining_vips_get_a_care_call_first(app: TestApp) {
         calls[0]
     );
     assert_eq!(outbox(&app, "member.vip_decline").await, 1);
+}
+
+async fn staff_attach_photos_to_feedback(app: TestApp) {
+    app.create_store("CD01", "成都").await;
+    let f = complaint(&app, None, "顾客来电：菜里有异物，已拍照", 1).await;
+    let id = f["id"].as_str().unwrap();
+    let staff = app.key_for(Role::Staff, Some("CD01")).await;
+    let send = |form: reqwest::multipart::Form| {
+        let (base, staff) = (app.base.clone(), staff.clone());
+        async move {
+            let resp = reqwest::Client::new()
+                .post(format!("{base}/api/v1/feedback/{id}/photos"))
+                .bearer_auth(staff)
+                .multipart(form)
+                .send()
+                .await
+                .unwrap();
+            Reply::read(resp).await
+        }
+    };
+    let two = reqwest::multipart::Form::new()
+        .part("photo", photo_part(png(1_500_000), "a.png"))
+        .part(
+            "photo",
+            photo_part(vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3], "b.jpg"),
+        );
+    let r = send(two).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body.as_array().unwrap().len(), 2);
+    assert_eq!(r.body[1]["content_type"], "image/jpeg");
+    let bad =
+        reqwest::multipart::Form::new().part("photo", photo_part(b"%PDF-1.7".to_vec(), "c.png"));
+    assert_eq!(send(bad).await.status, 422);
+    let too_many = reqwest::multipart::Form::new()
+        .part("photo", photo_part(png(100), "c.png"))
+        .part("photo", photo_part(png(100), "d.png"));
+    let r = send(too_many).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("it has 2"));
+    let v = app.get(&format!("/api/v1/feedback/{id}")).await.body;
+    assert_eq!(
+        v["photos"].as_array().unwrap().len(),
+        2,
+        "the refused uploads stored nothing"
+    );
+    app.create_store("BJ01", "北京").await;
+    let other = app.key_for(Role::Staff, Some("BJ01")).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/feedback/{id}/photos", app.base))
+        .bearer_auth(other)
+        .multipart(reqwest::multipart::Form::new().part("photo", photo_part(png(100), "e.png")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
 }
