@@ -16,6 +16,9 @@ use regulars_core::secret;
 use serde::Deserialize;
 use std::net::SocketAddr;
 
+/// The complaint queue and one complaint's page.
+mod complaints;
+
 const SESSION_COOKIE: &str = "regulars_session";
 const LOGIN_CSRF_COOKIE: &str = "regulars_login_csrf";
 
@@ -25,6 +28,11 @@ pub fn router() -> Router<ApiState> {
         .route("/console/", get(home))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
+        .route("/console/complaints", get(complaints::list))
+        .route(
+            "/console/complaints/{id}",
+            get(complaints::detail).post(complaints::move_along),
+        )
         .route("/console/assets/console.css", get(stylesheet))
 }
 
