@@ -93,8 +93,11 @@ pub(super) async fn list(
     }
     // Overdue first, then soonest due; critical before the rest at a tie.
     views.sort_by(|a, b| {
-        (!a.sla_breached, a.due_at.clone(), b.severity == "critical")
-            .cmp(&(!b.sla_breached, b.due_at.clone(), a.severity == "critical"))
+        (!a.sla_breached, a.due_at.clone(), b.severity == "critical").cmp(&(
+            !b.sla_breached,
+            b.due_at.clone(),
+            a.severity == "critical",
+        ))
     });
     let rows = views
         .into_iter()
@@ -282,7 +285,9 @@ pub(super) async fn move_along(
     match result {
         Ok(_) => redirect(&format!("/console/complaints/{id}")),
         // Say what was wrong on the same page, keeping the complaint in view.
-        Err(e @ (AppError::Invalid(_) | AppError::Conflict { .. } | AppError::Unprocessable { .. })) => {
+        Err(
+            e @ (AppError::Invalid(_) | AppError::Conflict { .. } | AppError::Unprocessable { .. }),
+        ) => {
             detail_page(
                 &state,
                 &headers,
