@@ -94,7 +94,7 @@ pub const CHECKS: &[(&str, &str)] = &[
     (
         "every earned order has its event in the outbox",
         "SELECT o.id, 'no order.accrued event' FROM orders o LEFT JOIN outbox_events v \
-         ON v.kind = 'order.accrued' AND v.subject = o.id WHERE o.member_id IS NOT NULL AND v.id IS NULL",
+         ON v.kind = 'order.accrued' AND v.subject = o.id WHERE o.member_id IS NOT NULL AND o.imported = 0 AND v.id IS NULL",
     ),
     (
         "a reward's units handed out equal its redemptions, and stock never below zero",
