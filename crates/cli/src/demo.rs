@@ -114,7 +114,7 @@ fn spice_for(city: &str, rng: &mut StdRng) -> u8 {
     (base + rng.gen_range(0..=1)).min(4)
 }
 
-async fn seed_chain(regulars: &Regulars, admin: &Principal) -> anyhow::Result<()> {
+pub(crate) async fn seed_chain(regulars: &Regulars, admin: &Principal) -> anyhow::Result<()> {
     for (code, name, region, city) in STORES {
         let created = chain::create_store(
             regulars,

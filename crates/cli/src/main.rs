@@ -1,7 +1,9 @@
 //! `regulars`: the one binary. Each subcommand is a thin shell over the
 //! server crate's application services.
 
+mod analytics;
 mod demo;
+mod generate;
 mod settings;
 
 use anyhow::Context;
@@ -55,6 +57,27 @@ enum Command {
     },
     /// Check every ledger invariant; exit 1 with a report when one is broken.
     Verify,
+    /// Generate members and years of order history (imported orders) for analytics.
+    Generate(generate::GenerateArgs),
+    /// Score every member now: RFM, grades, lifecycle, P(alive), CLV, taste,
+    /// recommendations (the nightly job runs the same).
+    Score {
+        /// Also measure the recommender against the popularity baseline on
+        /// each member's held-out last order, and print both hit rates.
+        #[arg(long)]
+        evaluate: bool,
+    },
+    /// Customer analytics on files (no database needed).
+    Analytics {
+        #[command(subcommand)]
+        command: AnalyticsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AnalyticsCommand {
+    /// Fit BG/NBD and Gamma-Gamma to `customer_id,date,amount` rows; print JSON.
+    Fit(analytics::FitArgs),
 }
 
 #[derive(Subcommand)]
@@ -200,6 +223,12 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Analytics on files needs no settings and no database.
+    if let Command::Analytics { command } = cli.command {
+        return match command {
+            AnalyticsCommand::Fit(args) => analytics::fit(args),
+        };
+    }
     let file = settings::read_file(&cli.config)?;
     let listen = match &cli.command {
         Command::Serve(a) | Command::Demo(a) => a.listen.clone(),
@@ -213,6 +242,8 @@ async fn run() -> anyhow::Result<()> {
         },
     )?;
     match cli.command {
+        // Answered before the database is opened (see above).
+        Command::Analytics { .. } => Ok(()),
         Command::Serve(_) => {
             let regulars = open(&config).await?;
             serve(regulars, &config.listen).await
@@ -251,6 +282,22 @@ async fn run() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
+        Command::Score { evaluate } => {
+            let regulars = open(&config).await?;
+            let now = chrono::Utc::now().timestamp_millis();
+            let report = regulars_server::app::insights::score(&regulars, now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut out = serde_json::to_value(&report)?;
+            if evaluate {
+                let eval = regulars_server::app::insights::evaluate_recommender(&regulars, now)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                out["recommender"] = serde_json::to_value(eval)?;
+            }
+            println!("{}", serde_json::to_string(&out)?);
+            Ok(())
+        }
         Command::Verify => {
             let regulars = open(&config).await?;
             let report = verify::verify(&regulars)
@@ -272,6 +319,13 @@ async fn run() -> anyhow::Result<()> {
             } else {
                 anyhow::bail!("{} invariant(s) violated", report.violations.len())
             }
+        }
+        Command::Generate(args) => {
+            let plan = generate::check(&args)?; // before anything is opened
+            let regulars = open(&config).await?;
+            let summary = generate::run(&regulars, &config.database_url, plan).await?;
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
         }
         Command::Migrate => {
             let db = Db::connect(&config.database_url).await?;

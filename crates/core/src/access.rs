@@ -97,13 +97,17 @@ pub enum Action {
     FeedbackRead,
     /// Work a complaint: respond, correct, compensate, follow up, close.
     FeedbackHandle,
+    /// Count, list and export members matching a segment; read insights.
+    SegmentRead,
+    /// Save, change and delete named segments.
+    SegmentManage,
     RulesManage,
     StaffManage,
     AuditRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 24] = [
         Action::StoreRead,
         Action::StoreWrite,
         Action::MemberCreate,
@@ -123,6 +127,8 @@ impl Action {
         Action::FeedbackSubmit,
         Action::FeedbackRead,
         Action::FeedbackHandle,
+        Action::SegmentRead,
+        Action::SegmentManage,
         Action::RulesManage,
         Action::StaffManage,
         Action::AuditRead,
@@ -192,6 +198,8 @@ pub fn allows(role: Role, action: Action) -> bool {
             Staff,
         ],
         FeedbackHandle => &[HqAdmin, ServiceAgent, StoreManager],
+        SegmentRead => &[HqAdmin, Marketing, Analyst, StoreManager],
+        SegmentManage => &[HqAdmin, Marketing, Analyst],
         RulesManage => &[HqAdmin, Marketing],
         StaffManage => &[HqAdmin],
         AuditRead => &[HqAdmin],

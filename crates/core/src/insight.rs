@@ -4,7 +4,8 @@
 //!
 //! Everything here works on plain values handed in by the scoring job
 //! (`server::app::insights`); the BG/NBD and Gamma-Gamma models are in
-//! [`crate::clv`]. Days are local calendar days counted from 1970-01-01.
+//! [`crate::clv`]. Days are local calendar day numbers (any fixed count; the scoring job uses
+//! days from the common era).
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -208,8 +209,8 @@ pub fn lifecycle(
 }
 
 /// Quintile scores 1–5 within the organisation. Equal values get equal
-/// scores (the score of the first of them in rank order), so a tie never
-/// splits across a boundary by accident of ordering.
+/// scores (the score of their middle rank), so a tie never splits across a
+/// boundary by accident of ordering.
 pub fn quintiles(values: &[f64], higher_is_better: bool) -> Vec<u8> {
     let n = values.len();
     let mut order: Vec<usize> = (0..n).collect();
@@ -229,7 +230,7 @@ pub fn quintiles(values: &[f64], higher_is_better: bool) -> Vec<u8> {
         while j + 1 < n && values[order[j + 1]] == values[order[i]] {
             j += 1;
         }
-        let score = (1 + (i * 5) / n.max(1)).min(5) as u8;
+        let score = (1 + ((i + j) / 2 * 5) / n.max(1)).min(5) as u8;
         for &k in &order[i..=j] {
             scores[k] = score;
         }
@@ -399,30 +400,44 @@ pub struct TasteSummary {
     pub usual_times: Vec<String>,
 }
 
-fn time_bucket(v: &Visit) -> &'static str {
-    let weekend = v.weekday >= 5;
-    match (weekend, v.minute / 60) {
-        (false, 10..=14) => "weekday_lunch",
-        (false, 15..=16) => "weekday_afternoon",
-        (false, 17..=20) => "weekday_dinner",
-        (false, _) => "weekday_late",
-        (true, 10..=14) => "weekend_lunch",
-        (true, 15..=16) => "weekend_afternoon",
-        (true, 17..=20) => "weekend_dinner",
-        (true, _) => "weekend_late",
+/// When guests come: weekday/weekend × lunch, afternoon, dinner, late.
+pub const TIME_BUCKETS: [&str; 8] = [
+    "weekday_lunch",
+    "weekday_afternoon",
+    "weekday_dinner",
+    "weekday_late",
+    "weekend_lunch",
+    "weekend_afternoon",
+    "weekend_dinner",
+    "weekend_late",
+];
+
+/// The index in [`TIME_BUCKETS`] of a visit at `minute` on `weekday` (0 = Monday).
+pub fn time_bucket(minute: u16, weekday: u8) -> usize {
+    let part = match minute / 60 {
+        10..=14 => 0,
+        15..=16 => 1,
+        17..=20 => 2,
+        _ => 3,
+    };
+    if weekday >= 5 {
+        4 + part
+    } else {
+        part
     }
 }
 
 /// The taste profile from a member's dish counts (menu index → quantity),
-/// visits and declared allergies/dislikes. `popular` is the organisation's
-/// dish order by popularity (menu indexes).
+/// visits per time bucket ([`time_bucket`]) and declared allergies/dislikes.
+/// `popular` is the organisation's dish order by popularity (menu indexes).
 pub fn taste(
     dish_counts: &[(usize, u32)],
     menu: &[Dish],
-    visits: &[Visit],
+    buckets: &[u32; 8],
     declared_avoid: &[String],
     popular: &[usize],
 ) -> TasteSummary {
+    let visits: u32 = buckets.iter().sum();
     let mut summary = TasteSummary::default();
     let (mut spice_sum, mut spice_n) = (0i64, 0i64);
     let mut categories: Vec<(String, u64)> = Vec::new();
@@ -453,7 +468,7 @@ pub fn taste(
         .map(|(i, _)| menu[*i].name.clone())
         .collect();
     summary.avoided = declared_avoid.to_vec();
-    if visits.len() >= 5 {
+    if visits >= 5 {
         let ordered: HashSet<usize> = dish_counts.iter().map(|(i, _)| *i).collect();
         for &i in popular.iter().take(10) {
             if !ordered.contains(&i) && i < menu.len() && !summary.avoided.contains(&menu[i].name) {
@@ -461,19 +476,12 @@ pub fn taste(
             }
         }
     }
-    let mut buckets: Vec<(&'static str, usize)> = Vec::new();
-    for v in visits {
-        let b = time_bucket(v);
-        match buckets.iter_mut().find(|(x, _)| *x == b) {
-            Some((_, n)) => *n += 1,
-            None => buckets.push((b, 1)),
-        }
-    }
-    buckets.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    summary.usual_times = buckets
+    let mut by_count: Vec<(usize, u32)> = buckets.iter().copied().enumerate().collect();
+    by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    summary.usual_times = by_count
         .into_iter()
-        .filter(|(_, n)| *n * 4 >= visits.len())
-        .map(|(b, _)| b.to_string())
+        .filter(|(_, n)| *n > 0 && *n * 4 >= visits)
+        .map(|(b, _)| TIME_BUCKETS[b].to_string())
         .collect();
     summary
 }
@@ -695,7 +703,7 @@ mod tests {
             vec![5, 5, 4, 4, 3, 3, 2, 2, 1, 1]
         );
         let tied = vec![1.0, 1.0, 1.0, 1.0, 9.0];
-        assert_eq!(quintiles(&tied, true), vec![1, 1, 1, 1, 5]);
+        assert_eq!(quintiles(&tied, true), vec![2, 2, 2, 2, 5]);
         assert!(quintiles(&[], true).is_empty());
     }
 
@@ -752,11 +760,13 @@ mod tests {
 
     #[test]
     fn taste_from_orders() {
-        let visits: Vec<Visit> = (0..6).map(|i| visit(100 + i, 100)).collect();
+        let mut buckets = [0u32; 8];
+        buckets[time_bucket(18 * 60, 2)] += 5;
+        buckets[time_bucket(12 * 60, 6)] += 1;
         let t = taste(
             &[(0, 6), (1, 2)],
             &menu(),
-            &visits,
+            &buckets,
             &["香菜".into()],
             &[2, 1, 0, 3],
         );
@@ -765,7 +775,7 @@ mod tests {
         assert_eq!(t.favourite_dishes, vec!["麻辣锅", "肥牛"]);
         assert!(t.avoided.contains(&"香菜".to_string()));
         assert!(t.avoided.contains(&"毛肚".to_string()));
-        assert!(!t.usual_times.is_empty());
+        assert_eq!(t.usual_times, vec!["weekday_dinner"]);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 pub mod access;
 /// Organisation → brands → regions → stores: codes and their validation.
 pub mod chain;
+/// Customer lifetime value: BG/NBD and Gamma-Gamma fitted by maximum likelihood.
+pub mod clv;
 /// Coupon templates, codes, and what a coupon takes off a bill.
 pub mod coupon;
 /// How points are earned: rules as data, explanations.
@@ -29,6 +31,8 @@ pub mod privacy;
 pub mod reward;
 /// Staff passwords (argon2id) and API key secrets.
 pub mod secret;
+/// The segments language: parse, check and compile member filters.
+pub mod segment;
 /// Surveys: question sets as data, answers, NPS.
 pub mod survey;
 /// Tiers and their default thresholds.

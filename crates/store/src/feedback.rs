@@ -847,34 +847,3 @@ pub async fn sign_ups_between(
     .await
     .store()
 }
-
-/// Gold and black-gold members whose qualifying spend over the last
-/// `window` ms fell below half of the `window` before it (which reached
-/// `min_prior_fen`): `(member, home store, tier, recent fen, prior fen)`.
-pub async fn vip_decline(
-    conn: &mut AnyConnection,
-    now: i64,
-    window: i64,
-    min_prior_fen: i64,
-) -> StoreResult<Vec<(String, Option<String>, String, i64, i64)>> {
-    sqlx::query_as(
-        "SELECT m.id, m.home_store_code, m.tier, \
-         CAST(SUM(CASE WHEN o.occurred_at >= $1 THEN o.qualifying_fen ELSE 0 END) AS BIGINT), \
-         CAST(SUM(CASE WHEN o.occurred_at < $1 THEN o.qualifying_fen ELSE 0 END) AS BIGINT) \
-         FROM members m JOIN orders o ON o.member_id = m.id \
-         WHERE m.tier IN ('gold', 'black_gold') AND m.erased_at IS NULL \
-           AND o.occurred_at >= $2 AND o.occurred_at < $3 \
-         GROUP BY m.id, m.home_store_code, m.tier \
-         HAVING SUM(CASE WHEN o.occurred_at < $1 THEN o.qualifying_fen ELSE 0 END) >= $4 \
-           AND 2 * SUM(CASE WHEN o.occurred_at >= $1 THEN o.qualifying_fen ELSE 0 END) \
-             < SUM(CASE WHEN o.occurred_at < $1 THEN o.qualifying_fen ELSE 0 END) \
-         ORDER BY m.id",
-    )
-    .bind(now - window)
-    .bind(now - 2 * window)
-    .bind(now)
-    .bind(min_prior_fen)
-    .fetch_all(conn)
-    .await
-    .store()
-}

@@ -3,6 +3,8 @@
 //! SQL must differ, [`Backend`] says which one is in use. Migrations live in
 //! `migrations/sqlite` and `migrations/postgres`, one folder per backend.
 
+/// Bulk writes of generated or imported history (COPY / multi-row INSERT).
+pub mod bulk;
 /// Brands, regions and stores.
 pub mod chain;
 /// Opening the database, pools and migrations.
@@ -11,6 +13,8 @@ pub mod db;
 pub mod error;
 /// Feedback, complaints, compensations, service tasks.
 pub mod feedback;
+/// Scoring: the scan of every member's orders, insights rows, model fits.
+pub mod insights;
 /// The points ledger: entries, lots, allocations, shortfalls, outbox, idempotency.
 pub mod ledger;
 /// Members: profile rows (personal data already encrypted), tags, consents.
@@ -19,6 +23,8 @@ pub mod members;
 pub mod orders;
 /// Coupon templates, coupons, the rewards catalogue.
 pub mod rewards;
+/// Segments: fields to SQL, counting and listing members, saved segments.
+pub mod segments;
 /// Staff users, API keys, console sessions and the audit log.
 pub mod staff;
 /// Fresh databases for tests.

@@ -24,6 +24,9 @@ pub enum AppError {
     /// A signed link (a table's QR code) that is forged or past its date.
     #[error("{message}")]
     BadLink { expired: bool, message: String },
+    /// A segment expression that does not parse or type-check.
+    #[error(transparent)]
+    BadSegment(#[from] regulars_core::segment::ParseError),
     #[error("too many attempts; try again later")]
     TooManyRequests,
     #[error("storage failure")]

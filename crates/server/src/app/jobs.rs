@@ -35,6 +35,8 @@ pub struct JobReport {
     pub complaints_escalated: u64,
     pub alerts_raised: u64,
     pub care_calls: u64,
+    /// Members scored by the nightly scoring (0 when it already ran today).
+    pub members_scored: u64,
 }
 
 /// Run every due job as of `now_ms`.
@@ -47,7 +49,7 @@ pub async fn run_due(app: &Regulars, now_ms: i64) -> AppResult<JobReport> {
     expire_coupons(app, now_ms, &mut report).await?;
     report.complaints_escalated = super::feedback::escalate_overdue(app, now_ms).await?;
     report.alerts_raised = super::alerts::raise(app, now_ms).await?;
-    report.care_calls = care_calls(app, now_ms).await?;
+    nightly_scoring(app, now_ms, &mut report).await?;
     Ok(report)
 }
 
@@ -463,16 +465,44 @@ async fn expire_coupons(app: &Regulars, now: i64, report: &mut JobReport) -> App
     }
 }
 
-/// VIP spend decline: a gold or black-gold member whose spend over the last
-/// 90 days fell below half of the 90 days before (at least ¥1,000 then) gets
-/// a care call from their store first — once a quarter — and a
-/// `member.vip_decline` event for the messaging that may follow.
-async fn care_calls(app: &Regulars, now: i64) -> AppResult<u64> {
-    const WINDOW: i64 = 90 * 86_400_000;
-    let declining = {
-        let mut conn = app.db.reader().await?;
-        regulars_store::feedback::vip_decline(&mut conn, now, WINDOW, 100_000).await?
-    };
+/// Once a day: score every member (`regulars score`), then raise care calls
+/// for the VIPs whose spend fell.
+async fn nightly_scoring(app: &Regulars, now: i64, report: &mut JobReport) -> AppResult<()> {
+    let day = app
+        .timezone
+        .timestamp_millis_opt(now)
+        .single()
+        .map(|t| t.date_naive().to_string())
+        .unwrap_or_default();
+    {
+        let mut conn = app.db.writer().await?;
+        if !repo::start_job(&mut conn, "score", &day, now).await? {
+            return Ok(());
+        }
+    }
+    let scored = super::insights::score(app, now).await?;
+    report.members_scored = scored.members;
+    report.care_calls = care_calls(app, now, &scored.declines).await?;
+    let mut conn = app.db.writer().await?;
+    repo::finish_job(
+        &mut conn,
+        "score",
+        &day,
+        &serde_json::to_string(&scored).unwrap_or_default(),
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// VIP spend decline (`regulars_core::insight::vip_decline`): the member's
+/// home store gets a care call task first — once a quarter — and a
+/// `member.vip_decline` event goes out for the messaging that may follow.
+async fn care_calls(
+    app: &Regulars,
+    now: i64,
+    declining: &[super::insights::Decline],
+) -> AppResult<u64> {
     let quarter = app
         .timezone
         .timestamp_millis_opt(now)
@@ -480,18 +510,25 @@ async fn care_calls(app: &Regulars, now: i64) -> AppResult<u64> {
         .map(|t| format!("{}-Q{}", t.year(), (t.month() - 1) / 3 + 1))
         .unwrap_or_default();
     let mut added = 0;
-    for (member_id, store, tier, recent, prior) in declining {
+    for d in declining {
+        let (member_id, store, tier, recent, prior) = (
+            &d.member_id,
+            &d.home_store,
+            &d.tier,
+            d.recent_fen,
+            d.prior_fen,
+        );
         let mut tx = app.db.begin().await?;
         let fresh = regulars_store::feedback::insert_task(
             &mut tx,
             &format!("care_call:{member_id}:{quarter}"),
             "care_call",
             store.as_deref(),
-            Some(&member_id),
+            Some(member_id),
             None,
             &format!(
                 "{}会员消费下滑关怀：近90天 ¥{}，此前90天 ¥{}",
-                Tier::parse(&tier).unwrap_or(Tier::Gold).chinese_name(),
+                Tier::parse(tier).unwrap_or(Tier::Gold).chinese_name(),
                 recent / 100,
                 prior / 100
             ),
@@ -503,7 +540,7 @@ async fn care_calls(app: &Regulars, now: i64) -> AppResult<u64> {
             repo::emit(
                 &mut tx,
                 "member.vip_decline",
-                Some(&member_id),
+                Some(member_id),
                 &format!("{member_id}:{quarter}"),
                 &serde_json::json!({"member_id": member_id, "tier": tier,
                     "recent_fen": recent, "prior_fen": prior})

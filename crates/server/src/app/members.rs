@@ -267,7 +267,12 @@ impl Regulars {
         value.map(|v| self.keys.encrypt(slot(id, column), v))
     }
 
-    fn open(&self, id: &str, column: &str, value: Option<&[u8]>) -> AppResult<Option<String>> {
+    pub(crate) fn open(
+        &self,
+        id: &str,
+        column: &str,
+        value: Option<&[u8]>,
+    ) -> AppResult<Option<String>> {
         match value {
             Some(bytes) => Ok(Some(self.keys.decrypt(slot(id, column), bytes).map_err(
                 |e| {
@@ -288,6 +293,50 @@ struct Registration {
 }
 
 fn prepare(app: &Regulars, caller: &Principal, input: CreateMember) -> AppResult<Registration> {
+    let sealed = seal_member(
+        app,
+        caller,
+        input,
+        uuid::Uuid::now_v7().to_string(),
+        now_ms(),
+    )?;
+    Ok(Registration {
+        row: sealed.row,
+        consents: sealed.consents,
+        tags: sealed.tags,
+    })
+}
+
+/// A registration validated and encrypted, not yet written: what
+/// [`seal_member`] makes for bulk loaders that write rows themselves.
+#[derive(Debug, Clone)]
+pub struct SealedMember {
+    /// The member row, personal data encrypted under the row's id.
+    /// `referrer_id` still holds the referrer *code* as given (unresolved);
+    /// `city` is empty unless the input named one; `member_code` and
+    /// `referral_code` are random draws the writer must keep unique.
+    pub row: NewMemberRow,
+    /// Consent decisions given at registration.
+    pub consents: Vec<(ConsentChannel, bool)>,
+    /// Tags, validated.
+    pub tags: Vec<String>,
+    /// Where the consents were given (`role` or `role@store` of the caller),
+    /// as the normal path records it.
+    pub consent_source: String,
+}
+
+/// Validate a registration and encrypt its personal data exactly as
+/// [`create_member`] does (phone blind index, AES-GCM columns bound to
+/// `id`), without touching the database. `id` is the row's id (it is part of
+/// every ciphertext's associated data, so it cannot change afterwards) and
+/// `created_at` its creation time in Unix ms. The caller checks permissions.
+pub fn seal_member(
+    app: &Regulars,
+    caller: &Principal,
+    input: CreateMember,
+    id: String,
+    created_at: i64,
+) -> AppResult<SealedMember> {
     let today = app.today();
     let phone = Phone::parse(&input.phone)?;
     let name = input.name.as_deref().map(parse_name).transpose()?;
@@ -327,7 +376,6 @@ fn prepare(app: &Regulars, caller: &Principal, input: CreateMember) -> AppResult
         .age_group
         .or_else(|| birthday.map(|b| AgeGroup::of(b, today)));
 
-    let id = uuid::Uuid::now_v7().to_string();
     let birthday_text = birthday.map(|b| b.format("%Y-%m-%d").to_string());
     let anniversaries_json = if anniversaries.is_empty() {
         None
@@ -357,13 +405,14 @@ fn prepare(app: &Regulars, caller: &Principal, input: CreateMember) -> AppResult
         referral_code: random_referral_code(),
         referrer_id: input.referrer_code, // resolved to an id in `register`
         taste_json: serde_json::to_string(&taste).expect("taste serialises"),
-        created_at: now_ms(),
+        created_at,
         id,
     };
-    Ok(Registration {
+    Ok(SealedMember {
         row,
         consents: input.consents.unwrap_or_default().decisions(),
         tags,
+        consent_source: consent_source(caller),
     })
 }
 

@@ -20,6 +20,8 @@ pub mod error;
 pub mod feedback;
 /// Group commit: orders arriving together share one durable transaction.
 pub mod group_commit;
+/// Scoring: RFM, grades, lifecycle, P(alive), CLV, taste, recommendations.
+pub mod insights;
 /// Periodic jobs: point expiry and reminders, tier review, birthday gifts.
 pub mod jobs;
 /// Posting to the points ledger; idempotent results; loyalty settings.
@@ -32,6 +34,8 @@ pub mod orders;
 pub mod points;
 /// The rewards catalogue and what a redemption with a reward gives.
 pub mod rewards;
+/// Segments: count, list and export members by expression; saved segments.
+pub mod segments;
 /// Surveys: NPS and monthly satisfaction, results.
 pub mod surveys;
 /// `regulars verify`: every ledger invariant, checked against the rows.

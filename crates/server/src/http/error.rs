@@ -16,6 +16,19 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Where in the caller's text the problem is (segment expressions).
+    pub at: Option<TextPosition>,
+}
+
+/// A place in a text the caller sent, and what was expected there.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TextPosition {
+    /// 0-based character offset.
+    pub position: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    pub expected: String,
+    pub found: String,
 }
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -32,6 +45,8 @@ pub struct ErrorDetail {
     pub code: String,
     /// For people; may change wording.
     pub message: String,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub at: Option<TextPosition>,
 }
 
 impl ApiError {
@@ -40,6 +55,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            at: None,
         }
     }
 
@@ -66,6 +82,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_string(),
                 message: self.message,
+                at: self.at,
             },
         };
         (self.status, Json(body)).into_response()
@@ -124,6 +141,15 @@ impl From<AppError> for ApiError {
             AppError::BadLink { message, .. } => {
                 ApiError::new(S::FORBIDDEN, "invalid_table_link", message)
             }
+            AppError::BadSegment(p) => ApiError {
+                at: Some(TextPosition {
+                    position: p.position,
+                    column: p.column,
+                    expected: p.expected.clone(),
+                    found: p.found.clone(),
+                }),
+                ..ApiError::new(S::UNPROCESSABLE_ENTITY, "bad_segment", p.to_string())
+            },
             AppError::TooManyRequests => {
                 ApiError::new(S::TOO_MANY_REQUESTS, "too_many_requests", e.to_string())
             }

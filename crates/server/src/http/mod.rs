@@ -12,6 +12,8 @@ pub mod extract;
 pub mod feedback;
 /// `/healthz`, `/readyz`.
 pub mod health;
+/// Customer intelligence: a member's insights, segments.
+pub mod insights;
 /// `/api/v1/members`.
 pub mod members;
 /// `/api/v1/orders`: ingest, refunds, preview, claims.
@@ -82,6 +84,7 @@ pub fn api() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(points::router())
         .merge(checkout::router())
         .merge(rewards::router())
+        .merge(insights::router())
         .merge(feedback::router())
         .split_for_parts()
 }

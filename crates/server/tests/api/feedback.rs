@@ -1298,7 +1298,8 @@ async fn declining_vips_get_a_care_call_first(app: TestApp) {
         .as_str()
         .unwrap()
         .to_string();
-    // ¥2,400 four to five months ago makes both gold; only one keeps coming.
+    // ¥6,000 four to five months ago makes both VIPs (12-month spend over
+    // ¥5,000); only one keeps coming.
     for (i, m) in [&vip, &steady].iter().enumerate() {
         for k in 0..2 {
             let at = ago(chrono::Duration::days(120 + k * 20));
@@ -1306,8 +1307,8 @@ async fn declining_vips_get_a_care_call_first(app: TestApp) {
                 &format!("OLD-{i}-{k}"),
                 Some(m),
                 &at,
-                json!([dish("D1", "和牛", 1, 120_000)]),
-                120_000,
+                json!([dish("D1", "和牛", 1, 300_000)]),
+                300_000,
             );
             assert_eq!(order(&app, body).await.status, 201);
         }
@@ -1318,8 +1319,8 @@ async fn declining_vips_get_a_care_call_first(app: TestApp) {
             &format!("NEW-{k}"),
             Some(&steady),
             &at,
-            json!([dish("D1", "和牛", 1, 80_000)]),
-            80_000,
+            json!([dish("D1", "和牛", 1, 300_000)]),
+            300_000,
         );
         assert_eq!(order(&app, body).await.status, 201);
     }
@@ -1340,7 +1341,7 @@ async fn declining_vips_get_a_care_call_first(app: TestApp) {
     assert_eq!(calls.len(), 1, "{tasks}");
     assert_eq!(calls[0]["member_id"], vip.as_str());
     assert!(
-        calls[0]["title"].as_str().unwrap().contains("¥2400"),
+        calls[0]["title"].as_str().unwrap().contains("¥6000"),
         "{}",
         calls[0]
     );
