@@ -29,6 +29,7 @@ fn regulars(env: &Env, args: &[&str]) -> Command {
         .args(args)
         .env("REGULARS_MASTER_KEY", MASTER_KEY)
         .env("REGULARS_TZ", "Asia/Shanghai")
+        .env("REGULARS_LOG", "debug")
         .env_remove("REGULARS_LISTEN");
     cmd
 }
@@ -61,6 +62,15 @@ fn generate(env: &Env, members: u32, months: u32, seed: u64) -> serde_json::Valu
         ],
     );
     assert!(out.status.success(), "generate: {}", text(&out.stderr));
+    // Not a phone number in the output or the (debug) log.
+    let said = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+    for index in 0..u64::from(members) {
+        let phone = phone_of(seed, index);
+        assert!(
+            !said.windows(phone.len()).any(|w| w == phone.as_bytes()),
+            "a phone number in the output of generate"
+        );
+    }
     let stdout = text(&out.stdout);
     let last = stdout.lines().last().expect("a summary line");
     serde_json::from_str(last).unwrap_or_else(|e| panic!("summary {last:?}: {e}"))
@@ -232,7 +242,11 @@ async fn counts_verify_determinism_and_privacy(env: Env) {
     ] {
         assert_eq!(number(&env, sql).await, 0.0, "{what}");
     }
-    assert_eq!(count(&env, "member_consents").await, 900, "three consents each");
+    assert_eq!(
+        count(&env, "member_consents").await,
+        900,
+        "three consents each"
+    );
 
     let verify = run(&env, &["verify"]);
     assert!(

@@ -159,7 +159,10 @@ pub async fn insert_insights(conn: &mut AnyConnection, rows: &[InsightRow]) -> S
         }
         sql.push(')');
     }
-    let mut q = sqlx::query(&sql);
+    // Not a cached prepared statement: PostgreSQL would fix each parameter's
+    // type at the first execution, and a NULL there (a member with no score)
+    // is typed as an integer, which a later float in that place then breaks.
+    let mut q = sqlx::query(&sql).persistent(false);
     for r in rows {
         q = q
             .bind(&r.member_id)
