@@ -73,13 +73,10 @@ pub fn fit(args: FitArgs) -> anyhow::Result<()> {
     let path = args.transactions.display().to_string();
     let file =
         std::fs::File::open(&args.transactions).with_context(|| format!("cannot open {path}"))?;
-    let t0 = Instant::now();
     let mut rows = read_transactions(file).with_context(|| path.clone())?;
-    eprintln!("TIMING read {:?}", t0.elapsed());
 
     let summaries = clv::summarize(&mut rows, unit, end);
     drop(rows);
-    eprintln!("TIMING summarize {:?}", t0.elapsed());
     if summaries.is_empty() {
         bail!("{path}: no purchase on or before the observation end");
     }
@@ -87,7 +84,6 @@ pub fn fit(args: FitArgs) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let bg = BgNbd::fit(&customers).context("cannot fit BG/NBD")?;
-    eprintln!("TIMING bg {:?}", started.elapsed());
     let gg = GammaGamma::fit(&customers).context("cannot fit Gamma-Gamma")?;
     let fit_ms = started.elapsed().as_secs_f64() * 1e3;
 
@@ -112,8 +108,8 @@ pub fn fit(args: FitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// FxHash: customer ids are not attacker-chosen keys here (a local file), and
-/// interning millions of them is the hot loop of reading.
+/// FxHash with a finaliser: customer ids are not attacker-chosen keys here (a
+/// local file), and interning millions of them is the hot loop of reading.
 #[derive(Default)]
 struct FxHasher(u64);
 
@@ -137,7 +133,14 @@ impl Hasher for FxHasher {
         }
     }
     fn finish(&self) -> u64 {
-        self.0
+        // MurmurHash3's finaliser: Fx alone leaves the low bits (the table
+        // index) depending on the ids' common prefix only.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 

@@ -29,6 +29,7 @@
 
 use chrono::{Datelike, NaiveDate};
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::str::FromStr;
 
 // ---------------------------------------------------------------------------
@@ -362,10 +363,55 @@ fn bits(v: f64) -> u64 {
     (v + 0.0).to_bits()
 }
 
-fn index_of(sorted_bits: &[u64], v: f64) -> u32 {
-    match sorted_bits.binary_search(&bits(v)) {
-        Ok(i) | Err(i) => i as u32,
+/// Distinct (x, t_x bits, T bits) of validated customers, sorted, with counts.
+fn distinct_patterns(customers: &[CustomerSummary]) -> Vec<((u32, u64, u64), f64)> {
+    // Whole numbers of periods (as `summarize` makes) pack into one u64, which
+    // sorts faster; the packed order is the same (x, t_x, T) order.
+    const BELOW: f64 = (1u64 << 24) as f64;
+    let packed: Option<Vec<u64>> = customers
+        .iter()
+        .map(|c| {
+            let whole = c.recency.fract() == 0.0 && c.t.fract() == 0.0;
+            (whole && c.frequency < 65_536.0 && c.t < BELOW)
+                .then(|| ((c.frequency as u64) << 48) | ((c.recency as u64) << 24) | c.t as u64)
+        })
+        .collect();
+    let mut out: Vec<((u32, u64, u64), f64)> = Vec::new();
+    let mut push = |k: (u32, u64, u64)| match out.last_mut() {
+        Some((last, w)) if *last == k => *w += 1.0,
+        _ => out.push((k, 1.0)),
+    };
+    if let Some(mut keys) = packed {
+        keys.sort_unstable();
+        const MASK: u64 = (1 << 24) - 1;
+        for k in keys {
+            push((
+                (k >> 48) as u32,
+                bits(((k >> 24) & MASK) as f64),
+                bits((k & MASK) as f64),
+            ));
+        }
+    } else {
+        return distinct_patterns_by_tuple(customers);
     }
+    out
+}
+
+/// `distinct_patterns` for any values: sorts the tuples themselves.
+fn distinct_patterns_by_tuple(customers: &[CustomerSummary]) -> Vec<((u32, u64, u64), f64)> {
+    let mut keys: Vec<(u32, u64, u64)> = customers
+        .iter()
+        .map(|c| (c.frequency as u32, bits(c.recency), bits(c.t)))
+        .collect();
+    keys.sort_unstable();
+    let mut out: Vec<((u32, u64, u64), f64)> = Vec::new();
+    for k in keys {
+        match out.last_mut() {
+            Some((last, w)) if *last == k => *w += 1.0,
+            _ => out.push((k, 1.0)),
+        }
+    }
+    out
 }
 
 impl BgData {
@@ -412,40 +458,26 @@ impl BgData {
 
     /// Compress validated customers, times scaled by `scale`.
     fn build(customers: &[CustomerSummary], scale: f64) -> BgData {
-        // Distinct (x, t_x, T) patterns with weights.
-        let mut keys: Vec<(u32, u64, u64)> = customers
-            .iter()
-            .map(|c| (c.frequency as u32, bits(c.recency), bits(c.t)))
-            .collect();
-        keys.sort_unstable();
-        let mut uniq: Vec<((u32, u64, u64), f64)> = Vec::new();
-        for k in keys {
-            match uniq.last_mut() {
-                Some((last, w)) if *last == k => *w += 1.0,
-                _ => uniq.push((k, 1.0)),
-            }
-        }
+        let uniq = distinct_patterns(customers);
         let mut zeros = Vec::new();
-        let mut t_bits = Vec::new();
-        let mut tx_bits = Vec::new();
-        for &((x, tx, t), w) in &uniq {
-            if x == 0 {
-                zeros.push((f64::from_bits(t) * scale, w));
-            } else {
-                t_bits.push(t);
-                tx_bits.push(tx);
-            }
-        }
-        t_bits.sort_unstable();
-        t_bits.dedup();
-        tx_bits.sort_unstable();
-        tx_bits.dedup();
         let mut xs: Vec<(f64, f64)> = Vec::new();
-        let mut patterns = Vec::with_capacity(uniq.len() - zeros.len());
+        let mut patterns = Vec::with_capacity(uniq.len());
         let mut sum_x = 0.0;
+        // Tables of the distinct T and t_x values (in order of appearance).
+        let mut t_index: HashMap<u64, u32> = HashMap::new();
+        let mut tx_index: HashMap<u64, u32> = HashMap::new();
+        let mut t_values = Vec::new();
+        let mut tx_values = Vec::new();
+        let slot = |index: &mut HashMap<u64, u32>, values: &mut Vec<f64>, b: u64| {
+            *index.entry(b).or_insert_with(|| {
+                values.push(f64::from_bits(b) * scale);
+                (values.len() - 1) as u32
+            })
+        };
         for &((x, tx, t), w) in &uniq {
             sum_x += f64::from(x) * w;
             if x == 0 {
+                zeros.push((f64::from_bits(t) * scale, w));
                 continue;
             }
             let xf = f64::from(x);
@@ -455,8 +487,8 @@ impl BgData {
             }
             patterns.push(BgPattern {
                 xi: (xs.len() - 1) as u32,
-                ti: index_of(&t_bits, f64::from_bits(t)),
-                txi: index_of(&tx_bits, f64::from_bits(tx)),
+                ti: slot(&mut t_index, &mut t_values, t),
+                txi: slot(&mut tx_index, &mut tx_values, tx),
                 w,
             });
         }
@@ -466,8 +498,8 @@ impl BgData {
             sum_x,
             zeros,
             xs,
-            t_values: t_bits.iter().map(|&b| f64::from_bits(b) * scale).collect(),
-            tx_values: tx_bits.iter().map(|&b| f64::from_bits(b) * scale).collect(),
+            t_values,
+            tx_values,
             patterns,
         }
     }
@@ -1681,6 +1713,30 @@ mod tests {
                 w.x[i]
             );
         }
+    }
+
+    #[test]
+    fn packed_patterns_match_tuple_patterns() {
+        let mut customers = sample();
+        customers.extend(sample());
+        customers.push(CustomerSummary {
+            frequency: 300.0,
+            recency: 70_000.0,
+            t: 16_000_000.0,
+            monetary_value: 1.0,
+        });
+        let packed = distinct_patterns(&customers);
+        assert_eq!(packed, distinct_patterns_by_tuple(&customers));
+        assert_eq!(
+            packed.iter().map(|(_, w)| w).sum::<f64>(),
+            customers.len() as f64
+        );
+        // Not whole numbers: the general path.
+        customers[0].t = 30.5;
+        assert_eq!(
+            distinct_patterns(&customers),
+            distinct_patterns_by_tuple(&customers)
+        );
     }
 
     #[test]

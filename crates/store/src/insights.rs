@@ -53,37 +53,42 @@ pub async fn menu(conn: &mut AnyConnection) -> StoreResult<Vec<(String, String, 
         .store()
 }
 
-/// One line of a member's order as the scan delivers it. `sku` is `None` for
-/// an order with no countable line (all voided or staff meals).
+/// One order of a member as the scan delivers it, with its countable lines
+/// (not voided, not staff meals) folded into `dishes`: `sku:quantity,…`.
 #[derive(Debug, Clone, FromRow)]
-pub struct VisitLine {
+pub struct VisitOrder {
     pub member_id: String,
     pub order_id: String,
     pub occurred_at: i64,
     pub net_fen: i64,
-    pub sku: Option<String>,
-    pub quantity: Option<i64>,
+    pub dishes: Option<String>,
 }
 
-/// Stream every order line of every member, ordered by member, time and
-/// order, to `each`. One pass over the orders: what scoring costs is what
-/// this scan costs.
-pub async fn scan_visit_lines<F>(conn: &mut AnyConnection, mut each: F) -> StoreResult<u64>
+/// Stream every member's orders, ordered by member and time (the
+/// `orders_member` index, no sort), to `each`. One row per order with its
+/// lines folded in: what scoring costs is what this scan costs.
+pub async fn scan_visit_orders<F>(
+    conn: &mut AnyConnection,
+    backend: crate::Backend,
+    mut each: F,
+) -> StoreResult<u64>
 where
-    F: FnMut(VisitLine),
+    F: FnMut(VisitOrder),
 {
-    let mut rows = sqlx::query_as::<_, VisitLine>(
+    let fold = match backend {
+        crate::Backend::Sqlite => "group_concat(i.sku || ':' || CAST(i.quantity AS TEXT), ',')",
+        crate::Backend::Postgres => "string_agg(i.sku || ':' || CAST(i.quantity AS TEXT), ',')",
+    };
+    let sql = format!(
         "SELECT o.member_id, o.id AS order_id, o.occurred_at, o.paid_fen - o.refunded_fen AS net_fen, \
-         i.sku, i.quantity \
-         FROM orders o LEFT JOIN order_items i \
-           ON i.order_id = o.id AND i.voided = 0 AND i.staff_meal = 0 \
-         WHERE o.member_id IS NOT NULL \
-         ORDER BY o.member_id, o.occurred_at, o.id",
-    )
-    .fetch(conn);
+         (SELECT {fold} FROM order_items i WHERE i.order_id = o.id AND i.voided = 0 AND i.staff_meal = 0) AS dishes \
+         FROM orders o WHERE o.member_id IS NOT NULL \
+         ORDER BY o.member_id, o.occurred_at"
+    );
+    let mut rows = sqlx::query_as::<_, VisitOrder>(&sql).fetch(conn);
     let mut n = 0;
-    while let Some(line) = rows.try_next().await.store()? {
-        each(line);
+    while let Some(order) = rows.try_next().await.store()? {
+        each(order);
         n += 1;
     }
     Ok(n)

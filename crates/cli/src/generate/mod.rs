@@ -92,8 +92,13 @@ pub fn check(args: &GenerateArgs) -> anyhow::Result<Plan> {
         ),
         None => None,
     };
-    if args.seed >= 1 << 60 {
-        anyhow::bail!("--seed must be below 2^60");
+    // No time zone is a day ahead of UTC; the exact check (in the chain's
+    // zone) is in `run`.
+    if let Some(end) = end {
+        let latest = chrono::Utc::now().date_naive() + Duration::days(1);
+        if end > latest {
+            anyhow::bail!("--end {end} is in the future; history ends today at the latest");
+        }
     }
     Ok(Plan {
         members: args.members,

@@ -29,7 +29,7 @@ const CLV_DAYS: f64 = 365.0;
 pub struct ScoreReport {
     pub members: u64,
     pub members_with_visits: u64,
-    pub order_lines: u64,
+    pub orders: u64,
     pub vip: u64,
     pub vip_declines: u64,
     pub lifecycle: Vec<(String, u64)>,
@@ -115,8 +115,6 @@ async fn scan(
     let tz = app.timezone;
     // The member and order being read, and the member's visits so far.
     let mut member: Option<usize> = None;
-    let mut order_id = String::new();
-    let mut order_dishes: Vec<(usize, u32)> = Vec::new();
     let mut pending: Option<Vec<(usize, u32)>> = None;
     let mut visits: Vec<Visit> = Vec::new();
 
@@ -165,71 +163,45 @@ async fn scan(
 
     let mut conn = app.db.reader().await?;
     let mut skipped_unknown = 0u64;
-    let lines = repo::scan_visit_lines(&mut conn, |line| {
-        let Some(&m) = members.get(&line.member_id) else {
+    let lines = repo::scan_visit_orders(&mut conn, app.db.backend, |order| {
+        let Some(&m) = members.get(&order.member_id) else {
             skipped_unknown += 1;
             return;
         };
         if member != Some(m) {
             if let Some(prev) = member {
-                if !order_dishes.is_empty() || !order_id.is_empty() {
-                    let done = std::mem::take(&mut order_dishes);
-                    if let Some(p) = pending.replace(done) {
-                        count_order(&mut out, prev, &p);
-                    }
-                }
-                finish_member(
-                    &mut out,
-                    prev,
-                    &mut visits,
-                    pending.take(),
-                    hold_out_last,
-                    today,
-                );
+                finish_member(&mut out, prev, &mut visits, pending.take(), hold_out_last, today);
             }
             member = Some(m);
-            order_id.clear();
         }
-        if line.order_id != order_id {
-            if !order_id.is_empty() {
-                let done = std::mem::take(&mut order_dishes);
-                if let Some(p) = pending.replace(done) {
-                    count_order(&mut out, m, &p);
-                }
-            }
-            order_id.clone_from(&line.order_id);
-            let g = &mut out.gathered[m];
-            g.first_at.get_or_insert(line.occurred_at);
-            g.last_at = Some(line.occurred_at);
-            if let Some(local) = tz.timestamp_millis_opt(line.occurred_at).single() {
-                visits.push(Visit {
-                    day: i64::from(local.date_naive().num_days_from_ce()),
-                    minute: (local.hour() * 60 + local.minute()) as u16,
-                    weekday: local.weekday().num_days_from_monday() as u8,
-                    spend_fen: line.net_fen,
-                });
+        let g = &mut out.gathered[m];
+        g.first_at.get_or_insert(order.occurred_at);
+        g.last_at = Some(order.occurred_at);
+        if let Some(local) = tz.timestamp_millis_opt(order.occurred_at).single() {
+            visits.push(Visit {
+                day: i64::from(local.date_naive().num_days_from_ce()),
+                minute: (local.hour() * 60 + local.minute()) as u16,
+                weekday: local.weekday().num_days_from_monday() as u8,
+                spend_fen: order.net_fen,
+            });
+        }
+        let mut dishes: Vec<(usize, u32)> = Vec::new();
+        for part in order.dishes.as_deref().unwrap_or("").split(',') {
+            let Some((sku, quantity)) = part.rsplit_once(':') else {
+                continue;
+            };
+            if let (Some(&d), Ok(q)) = (out.menu_index.get(sku), quantity.parse::<u32>()) {
+                dishes.push((d, q));
             }
         }
-        if let (Some(sku), Some(q)) = (&line.sku, line.quantity) {
-            if let Some(&d) = out.menu_index.get(sku) {
-                order_dishes.push((d, q.clamp(0, i64::from(u32::MAX)) as u32));
-            }
+        // The previous order is final now that a later one exists.
+        if let Some(p) = pending.replace(dishes) {
+            count_order(&mut out, m, &p);
         }
     })
     .await?;
     if let Some(prev) = member {
-        let done = std::mem::take(&mut order_dishes);
-        if let Some(p) = pending.replace(done) {
-            count_order(&mut out, prev, &p);
-        }
-        finish_member(
-            &mut out,
-            prev,
-            &mut visits,
-            pending.take(),
-            hold_out_last,
-            today,
-        );
+        finish_member(&mut out, prev, &mut visits, pending.take(), hold_out_last, today);
     }
     out.lines = lines;
     if skipped_unknown > 0 {
@@ -505,7 +477,7 @@ pub async fn score(app: &Regulars, now_ms: i64) -> AppResult<ScoreReport> {
 
     report.members = members.len() as u64;
     report.members_with_visits = with_visits.len() as u64;
-    report.order_lines = scan.lines;
+    report.orders = scan.lines;
     report.vip_declines = report.declines.len() as u64;
     report.lifecycle = Lifecycle::ALL
         .iter()
