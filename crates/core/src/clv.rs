@@ -23,9 +23,11 @@
 //!
 //! Fitting compresses the customers to distinct `(x, t_x, T)` (or `(x, m)`)
 //! patterns with weights, and minimises the mean negative log-likelihood over
-//! the log-parameters by BFGS with analytic gradients (digamma) and a strong
-//! Wolfe line search, then polishes with Newton steps on a finite-difference
-//! Hessian of the analytic gradient. Nothing here does I/O or reads a clock.
+//! the log-parameters by BFGS with analytic gradients (digamma) and a Wolfe
+//! line search that tolerates rounding noise, warm-started from a subsample's
+//! fit on large inputs, then polishes with Newton steps on a finite-difference
+//! Hessian of the analytic gradient; large BG/NBD likelihoods are evaluated on
+//! scoped threads. Nothing here does I/O or reads a clock.
 
 use chrono::{Datelike, NaiveDate};
 use std::cmp::Ordering;
@@ -373,7 +375,7 @@ fn distinct_patterns(customers: &[CustomerSummary]) -> Vec<((u32, u64, u64), f64
         .map(|c| {
             let whole = c.recency.fract() == 0.0 && c.t.fract() == 0.0;
             (whole && c.frequency < 65_536.0 && c.t < BELOW)
-                .then(|| ((c.frequency as u64) << 48) | ((c.recency as u64) << 24) | c.t as u64)
+                .then_some(((c.frequency as u64) << 48) | ((c.recency as u64) << 24) | c.t as u64)
         })
         .collect();
     let mut out: Vec<((u32, u64, u64), f64)> = Vec::new();

@@ -170,7 +170,14 @@ async fn scan(
         };
         if member != Some(m) {
             if let Some(prev) = member {
-                finish_member(&mut out, prev, &mut visits, pending.take(), hold_out_last, today);
+                finish_member(
+                    &mut out,
+                    prev,
+                    &mut visits,
+                    pending.take(),
+                    hold_out_last,
+                    today,
+                );
             }
             member = Some(m);
         }
@@ -201,7 +208,14 @@ async fn scan(
     })
     .await?;
     if let Some(prev) = member {
-        finish_member(&mut out, prev, &mut visits, pending.take(), hold_out_last, today);
+        finish_member(
+            &mut out,
+            prev,
+            &mut visits,
+            pending.take(),
+            hold_out_last,
+            today,
+        );
     }
     out.lines = lines;
     if skipped_unknown > 0 {
