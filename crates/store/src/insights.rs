@@ -53,42 +53,42 @@ pub async fn menu(conn: &mut AnyConnection) -> StoreResult<Vec<(String, String, 
         .store()
 }
 
-/// One order of a member as the scan delivers it, with its countable lines
-/// (not voided, not staff meals) folded into `dishes`: `sku:quantity,…`.
+/// One member's whole order history as the scan delivers it: orders
+/// separated by `;`, each `occurred_at|net_fen|sku:quantity,…` (countable
+/// lines only: not voided, not staff meals), in no particular order.
 #[derive(Debug, Clone, FromRow)]
-pub struct VisitOrder {
+pub struct MemberHistory {
     pub member_id: String,
-    pub order_id: String,
-    pub occurred_at: i64,
-    pub net_fen: i64,
-    pub dishes: Option<String>,
+    pub history: String,
 }
 
-/// Stream every member's orders, ordered by member and time (the
-/// `orders_member` index, no sort), to `each`. One row per order with its
-/// lines folded in: what scoring costs is what this scan costs.
-pub async fn scan_visit_orders<F>(
+/// Stream every member's order history, one row per member (the
+/// `orders_member` index groups them without a sort). One row per member,
+/// not per order or line: a row is a hop from the database driver to us, and
+/// those hops, not the SQL, were the cost of scoring.
+pub async fn scan_member_histories<F>(
     conn: &mut AnyConnection,
     backend: crate::Backend,
     mut each: F,
 ) -> StoreResult<u64>
 where
-    F: FnMut(VisitOrder),
+    F: FnMut(MemberHistory),
 {
-    let fold = match backend {
-        crate::Backend::Sqlite => "group_concat(i.sku || ':' || CAST(i.quantity AS TEXT), ',')",
-        crate::Backend::Postgres => "string_agg(i.sku || ':' || CAST(i.quantity AS TEXT), ',')",
+    let concat = match backend {
+        crate::Backend::Sqlite => "group_concat",
+        crate::Backend::Postgres => "string_agg",
     };
     let sql = format!(
-        "SELECT o.member_id, o.id AS order_id, o.occurred_at, o.paid_fen - o.refunded_fen AS net_fen, \
-         (SELECT {fold} FROM order_items i WHERE i.order_id = o.id AND i.voided = 0 AND i.staff_meal = 0) AS dishes \
-         FROM orders o WHERE o.member_id IS NOT NULL \
-         ORDER BY o.member_id, o.occurred_at"
+        "SELECT o.member_id, {concat}(CAST(o.occurred_at AS TEXT) || '|' \
+           || CAST(o.paid_fen - o.refunded_fen AS TEXT) || '|' \
+           || COALESCE((SELECT {concat}(i.sku || ':' || CAST(i.quantity AS TEXT), ',') FROM order_items i \
+                WHERE i.order_id = o.id AND i.voided = 0 AND i.staff_meal = 0), ''), ';') AS history \
+         FROM orders o WHERE o.member_id IS NOT NULL GROUP BY o.member_id"
     );
-    let mut rows = sqlx::query_as::<_, VisitOrder>(&sql).fetch(conn);
+    let mut rows = sqlx::query_as::<_, MemberHistory>(&sql).fetch(conn);
     let mut n = 0;
-    while let Some(order) = rows.try_next().await.store()? {
-        each(order);
+    while let Some(member) = rows.try_next().await.store()? {
+        each(member);
         n += 1;
     }
     Ok(n)
@@ -132,7 +132,6 @@ const INSIGHT_COLUMNS: &str = "member_id, scored_at, first_visit_at, last_visit_
     r_score, f_score, m_score, rfm, grade, vip, vip_decline, lifecycle, p_alive, expected_visits_30, \
     expected_visits_90, expected_spend_fen, clv_fen, churn_risk, spice_level, taste_json, \
     recommendations_json";
-const INSIGHT_WIDTH: usize = 28;
 
 /// Replace every member's scores: the caller runs this in one transaction
 /// (delete, then insert in batches), so readers see the old night's scores
@@ -145,61 +144,30 @@ pub async fn clear_insights(conn: &mut AnyConnection) -> StoreResult<()> {
     Ok(())
 }
 
-/// Insert a batch (at most 1,000 rows: both backends' parameter limits).
-pub async fn insert_insights(conn: &mut AnyConnection, rows: &[InsightRow]) -> StoreResult<()> {
+/// Insert a batch of any size as one JSON parameter: SQLite's cost of binding
+/// grows with the square of a statement's parameter count (sqlx looks each
+/// one up by name), so many rows × 28 columns as separate parameters would
+/// spend the run in `sqlite3_bind_parameter_name`.
+pub async fn insert_insights(
+    conn: &mut AnyConnection,
+    backend: crate::Backend,
+    rows: &[InsightRow],
+) -> StoreResult<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let mut sql = format!("INSERT INTO member_insights ({INSIGHT_COLUMNS}) VALUES ");
-    for r in 0..rows.len() {
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for c in 0..INSIGHT_WIDTH {
-            if c > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("${}", r * INSIGHT_WIDTH + c + 1));
-        }
-        sql.push(')');
-    }
-    // Not a cached prepared statement: PostgreSQL would fix each parameter's
-    // type at the first execution, and a NULL there (a member with no score)
-    // is typed as an integer, which a later float in that place then breaks.
-    let mut q = sqlx::query(&sql).persistent(false);
-    for r in rows {
-        q = q
-            .bind(&r.member_id)
-            .bind(r.scored_at)
-            .bind(r.first_visit_at)
-            .bind(r.last_visit_at)
-            .bind(r.visits_total)
-            .bind(r.visits_12m)
-            .bind(r.spend_total_fen)
-            .bind(r.spend_12m_fen)
-            .bind(r.spend_90d_fen)
-            .bind(r.spend_prev_90d_fen)
-            .bind(r.cadence_days)
-            .bind(r.r_score)
-            .bind(r.f_score)
-            .bind(r.m_score)
-            .bind(r.rfm)
-            .bind(&r.grade)
-            .bind(r.vip)
-            .bind(r.vip_decline)
-            .bind(&r.lifecycle)
-            .bind(r.p_alive)
-            .bind(r.expected_visits_30)
-            .bind(r.expected_visits_90)
-            .bind(r.expected_spend_fen)
-            .bind(r.clv_fen)
-            .bind(&r.churn_risk)
-            .bind(r.spice_level)
-            .bind(&r.taste_json)
-            .bind(&r.recommendations_json);
-    }
-    q.execute(conn).await.store()?;
+    let json = serde_json::to_string(rows)
+        .map_err(|e| crate::StoreError::Corrupt(format!("insights do not serialise: {e}")))?;
+    let sql = match backend {
+        crate::Backend::Sqlite => format!(
+            "INSERT INTO member_insights ({INSIGHT_COLUMNS}) SELECT json_extract(value, '$.member_id'), json_extract(value, '$.scored_at'), json_extract(value, '$.first_visit_at'), json_extract(value, '$.last_visit_at'), json_extract(value, '$.visits_total'), json_extract(value, '$.visits_12m'), json_extract(value, '$.spend_total_fen'), json_extract(value, '$.spend_12m_fen'), json_extract(value, '$.spend_90d_fen'), json_extract(value, '$.spend_prev_90d_fen'), json_extract(value, '$.cadence_days'), json_extract(value, '$.r_score'), json_extract(value, '$.f_score'), json_extract(value, '$.m_score'), json_extract(value, '$.rfm'), json_extract(value, '$.grade'), json_extract(value, '$.vip'), json_extract(value, '$.vip_decline'), json_extract(value, '$.lifecycle'), json_extract(value, '$.p_alive'), json_extract(value, '$.expected_visits_30'), json_extract(value, '$.expected_visits_90'), json_extract(value, '$.expected_spend_fen'), json_extract(value, '$.clv_fen'), json_extract(value, '$.churn_risk'), json_extract(value, '$.spice_level'), json_extract(value, '$.taste_json'), json_extract(value, '$.recommendations_json') FROM json_each($1)"
+        ),
+        crate::Backend::Postgres => format!(
+            "INSERT INTO member_insights ({INSIGHT_COLUMNS}) SELECT {INSIGHT_COLUMNS} \
+             FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS x(member_id TEXT, scored_at BIGINT, first_visit_at BIGINT, last_visit_at BIGINT, visits_total BIGINT, visits_12m BIGINT, spend_total_fen BIGINT, spend_12m_fen BIGINT, spend_90d_fen BIGINT, spend_prev_90d_fen BIGINT, cadence_days DOUBLE PRECISION, r_score BIGINT, f_score BIGINT, m_score BIGINT, rfm BIGINT, grade TEXT, vip BIGINT, vip_decline BIGINT, lifecycle TEXT, p_alive DOUBLE PRECISION, expected_visits_30 DOUBLE PRECISION, expected_visits_90 DOUBLE PRECISION, expected_spend_fen BIGINT, clv_fen BIGINT, churn_risk TEXT, spice_level BIGINT, taste_json TEXT, recommendations_json TEXT)"
+        ),
+    };
+    sqlx::query(&sql).bind(json).execute(conn).await.store()?;
     Ok(())
 }
 

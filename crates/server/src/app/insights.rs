@@ -40,6 +40,9 @@ pub struct ScoreReport {
     /// Why a model could not be fitted (too few members, …).
     pub model_note: Option<String>,
     pub seconds: f64,
+    /// Where the time went: the scan of orders, the model fits, the per-member
+    /// rules, the write.
+    pub phase_seconds: [f64; 4],
     #[serde(skip)]
     pub declines: Vec<Decline>,
 }
@@ -113,9 +116,7 @@ async fn scan(
         lines: 0,
     };
     let tz = app.timezone;
-    // The member and order being read, and the member's visits so far.
-    let mut member: Option<usize> = None;
-    let mut pending: Option<Vec<(usize, u32)>> = None;
+    // The member being read: their visits so far.
     let mut visits: Vec<Visit> = Vec::new();
 
     fn count_order(scan: &mut Scan, m: usize, dishes: &[(usize, u32)]) {
@@ -163,60 +164,57 @@ async fn scan(
 
     let mut conn = app.db.reader().await?;
     let mut skipped_unknown = 0u64;
-    let lines = repo::scan_visit_orders(&mut conn, app.db.backend, |order| {
-        let Some(&m) = members.get(&order.member_id) else {
+    let mut orders = 0u64;
+    let mut history: Vec<(i64, i64, Vec<(usize, u32)>)> = Vec::new();
+    repo::scan_member_histories(&mut conn, app.db.backend, |row| {
+        let Some(&m) = members.get(&row.member_id) else {
             skipped_unknown += 1;
             return;
         };
-        if member != Some(m) {
-            if let Some(prev) = member {
-                finish_member(
-                    &mut out,
-                    prev,
-                    &mut visits,
-                    pending.take(),
-                    hold_out_last,
-                    today,
-                );
-            }
-            member = Some(m);
-        }
-        let g = &mut out.gathered[m];
-        g.first_at.get_or_insert(order.occurred_at);
-        g.last_at = Some(order.occurred_at);
-        if let Some(local) = tz.timestamp_millis_opt(order.occurred_at).single() {
-            visits.push(Visit {
-                day: i64::from(local.date_naive().num_days_from_ce()),
-                minute: (local.hour() * 60 + local.minute()) as u16,
-                weekday: local.weekday().num_days_from_monday() as u8,
-                spend_fen: order.net_fen,
-            });
-        }
-        let mut dishes: Vec<(usize, u32)> = Vec::new();
-        for part in order.dishes.as_deref().unwrap_or("").split(',') {
-            let Some((sku, quantity)) = part.rsplit_once(':') else {
+        history.clear();
+        for order in row.history.split(';') {
+            let mut parts = order.splitn(3, '|');
+            let (Some(Ok(at)), Some(Ok(net))) = (
+                parts.next().map(str::parse::<i64>),
+                parts.next().map(str::parse::<i64>),
+            ) else {
                 continue;
             };
-            if let (Some(&d), Ok(q)) = (out.menu_index.get(sku), quantity.parse::<u32>()) {
-                dishes.push((d, q));
+            let dishes: Vec<(usize, u32)> = parts
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|line| {
+                    let (sku, quantity) = line.rsplit_once(':')?;
+                    Some((*out.menu_index.get(sku)?, quantity.parse::<u32>().ok()?))
+                })
+                .collect();
+            history.push((at, net, dishes));
+        }
+        history.sort_by_key(|(at, _, _)| *at);
+        orders += history.len() as u64;
+        let mut pending: Option<Vec<(usize, u32)>> = None;
+        for (at, net, dishes) in history.drain(..) {
+            let g = &mut out.gathered[m];
+            g.first_at.get_or_insert(at);
+            g.last_at = Some(at);
+            if let Some(local) = tz.timestamp_millis_opt(at).single() {
+                visits.push(Visit {
+                    day: i64::from(local.date_naive().num_days_from_ce()),
+                    minute: (local.hour() * 60 + local.minute()) as u16,
+                    weekday: local.weekday().num_days_from_monday() as u8,
+                    spend_fen: net,
+                });
+            }
+            // The previous order is final now that a later one exists.
+            if let Some(p) = pending.replace(dishes) {
+                count_order(&mut out, m, &p);
             }
         }
-        // The previous order is final now that a later one exists.
-        if let Some(p) = pending.replace(dishes) {
-            count_order(&mut out, m, &p);
-        }
+        finish_member(&mut out, m, &mut visits, pending, hold_out_last, today);
     })
     .await?;
-    if let Some(prev) = member {
-        finish_member(
-            &mut out,
-            prev,
-            &mut visits,
-            pending.take(),
-            hold_out_last,
-            today,
-        );
-    }
+    let lines = orders;
     out.lines = lines;
     if skipped_unknown > 0 {
         tracing::debug!(skipped_unknown, "order lines of erased members skipped");
@@ -291,6 +289,7 @@ pub async fn score(app: &Regulars, now_ms: i64) -> AppResult<ScoreReport> {
         }
     }
     let scan = scan(app, &index, &menu, today, false).await?;
+    let scanned = started.elapsed().as_secs_f64();
     let popular = scan.co.popular();
 
     // Population facts: the usual cadence for one-visit members, RFM quintiles.
@@ -368,6 +367,7 @@ pub async fn score(app: &Regulars, now_ms: i64) -> AppResult<ScoreReport> {
         }
     };
 
+    let fitted = started.elapsed().as_secs_f64();
     let mut rows: Vec<InsightRow> = Vec::with_capacity(members.len());
     let mut lifecycle_counts: HashMap<Lifecycle, u64> = HashMap::new();
     for (i, member) in members.iter().enumerate() {
@@ -461,10 +461,11 @@ pub async fn score(app: &Regulars, now_ms: i64) -> AppResult<ScoreReport> {
         });
     }
 
+    let computed = started.elapsed().as_secs_f64();
     let mut tx = app.db.begin().await?;
     repo::clear_insights(&mut tx).await?;
-    for batch in rows.chunks(500) {
-        repo::insert_insights(&mut tx, batch).await?;
+    for batch in rows.chunks(2_000) {
+        repo::insert_insights(&mut tx, app.db.backend, batch).await?;
     }
     repo::insert_model_fit(
         &mut tx,
@@ -503,6 +504,12 @@ pub async fn score(app: &Regulars, now_ms: i64) -> AppResult<ScoreReport> {
         })
         .collect();
     report.seconds = started.elapsed().as_secs_f64();
+    report.phase_seconds = [
+        scanned,
+        fitted - scanned,
+        computed - fitted,
+        report.seconds - computed,
+    ];
     Ok(report)
 }
 
