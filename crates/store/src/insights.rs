@@ -144,7 +144,7 @@ pub async fn clear_insights(conn: &mut AnyConnection) -> StoreResult<()> {
     Ok(())
 }
 
-/// Insert a batch of any size as one JSON parameter: SQLite's cost of binding
+/// Insert a batch of any size; on PostgreSQL as one JSON parameter: SQLite's cost of binding
 /// grows with the square of a statement's parameter count (sqlx looks each
 /// one up by name), so many rows × 28 columns as separate parameters would
 /// spend the run in `sqlite3_bind_parameter_name`.
@@ -154,6 +154,14 @@ pub async fn insert_insights(
     rows: &[InsightRow],
 ) -> StoreResult<()> {
     if rows.is_empty() {
+        return Ok(());
+    }
+    if backend == crate::Backend::Sqlite {
+        // SQLite: a few rows per statement. Its JSON functions re-parse each
+        // row once per column, and binding many parameters costs the square.
+        for chunk in rows.chunks(4) {
+            insert_insights_values(conn, chunk).await?;
+        }
         return Ok(());
     }
     let json = serde_json::to_string(rows)
@@ -168,6 +176,60 @@ pub async fn insert_insights(
         ),
     };
     sqlx::query(&sql).bind(json).execute(conn).await.store()?;
+    Ok(())
+}
+
+async fn insert_insights_values(conn: &mut AnyConnection, rows: &[InsightRow]) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut sql = format!("INSERT INTO member_insights ({INSIGHT_COLUMNS}) VALUES ");
+    for r in 0..rows.len() {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..28 {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("${}", r * 28 + c + 1));
+        }
+        sql.push(')');
+    }
+    let mut q = sqlx::query(&sql);
+    for r in rows {
+        q = q
+            .bind(&r.member_id)
+            .bind(r.scored_at)
+            .bind(r.first_visit_at)
+            .bind(r.last_visit_at)
+            .bind(r.visits_total)
+            .bind(r.visits_12m)
+            .bind(r.spend_total_fen)
+            .bind(r.spend_12m_fen)
+            .bind(r.spend_90d_fen)
+            .bind(r.spend_prev_90d_fen)
+            .bind(r.cadence_days)
+            .bind(r.r_score)
+            .bind(r.f_score)
+            .bind(r.m_score)
+            .bind(r.rfm)
+            .bind(&r.grade)
+            .bind(r.vip)
+            .bind(r.vip_decline)
+            .bind(&r.lifecycle)
+            .bind(r.p_alive)
+            .bind(r.expected_visits_30)
+            .bind(r.expected_visits_90)
+            .bind(r.expected_spend_fen)
+            .bind(r.clv_fen)
+            .bind(&r.churn_risk)
+            .bind(r.spice_level)
+            .bind(&r.taste_json)
+            .bind(&r.recommendations_json);
+    }
+    q.execute(conn).await.store()?;
     Ok(())
 }
 
