@@ -73,6 +73,9 @@ pub async fn policy(app: &Regulars) -> AppResult<InsightPolicy> {
         .unwrap_or_default())
 }
 
+/// One order in a member's history: when (ms), what they paid net, dishes.
+type PastOrder = (i64, i64, Vec<(usize, u32)>);
+
 /// Per member, what the scan gathered.
 #[derive(Default)]
 struct Gathered {
@@ -165,7 +168,7 @@ async fn scan(
     let mut conn = app.db.reader().await?;
     let mut skipped_unknown = 0u64;
     let mut orders = 0u64;
-    let mut history: Vec<(i64, i64, Vec<(usize, u32)>)> = Vec::new();
+    let mut history: Vec<PastOrder> = Vec::new();
     repo::scan_member_histories(&mut conn, app.db.backend, |row| {
         let Some(&m) = members.get(&row.member_id) else {
             skipped_unknown += 1;
