@@ -349,7 +349,11 @@ impl BulkWriter {
                 conn.close().await.store()?;
             }
             Native::Sqlite(mut conn) => {
-                conn.execute("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);")
+                // `optimize` may ANALYZE tables of hundreds of millions of
+                // rows: a sample of each index is enough for the planner.
+                conn.execute(
+                    "PRAGMA analysis_limit = 1000; PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);",
+                )
                     .await
                     .store()?;
                 conn.close().await.store()?;
