@@ -18,6 +18,8 @@ pub const BRAND: &str = "shuxiang";
 const ADMIN: &str = "admin";
 const SEEDED_KEY: &str = "demo.seeded";
 pub const MEMBERS: usize = 2_000;
+/// Members with generated (imported) history on top of the hand-made ones.
+pub const GENERATED_MEMBERS: u64 = 3_000;
 
 /// (code, name, region, city)
 pub const STORES: [(&str, &str, &str, &str); 20] = [
@@ -256,7 +258,7 @@ async fn seed_members(regulars: &Regulars, admin: &Principal) -> anyhow::Result<
 }
 
 /// Make the demo chain if this database has none, and issue a fresh login.
-pub async fn prepare(regulars: &Regulars) -> anyhow::Result<DemoLogin> {
+pub async fn prepare(regulars: &Regulars, database_url: &str) -> anyhow::Result<DemoLogin> {
     let admin = Principal {
         actor: "demo".into(),
         role: Role::HqAdmin,
@@ -279,6 +281,24 @@ pub async fn prepare(regulars: &Regulars) -> anyhow::Result<DemoLogin> {
         let orders = seed_orders(regulars, &admin).await?;
         let (redeemed, coupons) = seed_rewards(regulars, &admin).await?;
         let (feedback, answers) = seed_feedback(regulars, &admin).await?;
+        // Two more years of imported history from the data generator (the
+        // same one `regulars generate` runs at scale), so the intelligence
+        // pages have a chain-sized crowd to learn from.
+        let history = crate::generate::run(
+            regulars,
+            database_url,
+            crate::generate::Plan {
+                members: GENERATED_MEMBERS,
+                months: 24,
+                seed: 2026,
+                end: None,
+            },
+        )
+        .await?;
+        eprintln!(
+            "  {} generated members with {} orders of imported history",
+            history.members, history.orders
+        );
         // Expire what two years of history has let lapse, send reminders,
         // review tiers and give this month's birthday gifts, as of now.
         let report = regulars_server::app::jobs::run_due(regulars, now_ms())

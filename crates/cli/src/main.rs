@@ -250,7 +250,7 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Demo(_) => {
             let regulars = open(&config).await?;
-            let login = demo::prepare(&regulars).await?;
+            let login = demo::prepare(&regulars, &config.database_url).await?;
             let server = Server::bind(&config.listen, regulars).await?;
             let addr = server.local_addr();
             println!();

@@ -89,6 +89,39 @@ async fn demo_serves_a_chain_and_a_fresh_login_each_run() {
         assert!(members
             .iter()
             .all(|m| m["name_masked"].as_str().is_some_and(|n| n.contains('*'))));
+        // Hand-made and generated members are scored: every lifecycle stage a
+        // marketer would target has members, and each member has insights.
+        for (expression, at_least) in [
+            ("lifecycle in [dormant, churned]", 100),
+            ("lifecycle = active and p_alive > 0.5", 100),
+            ("visits_12m >= 1", 1000),
+        ] {
+            let counted: serde_json::Value = client
+                .post(format!("{}/api/v1/segments/count", demo.base))
+                .bearer_auth(&demo.api_key)
+                .json(&serde_json::json!({"expression": expression}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert!(
+                counted["count"].as_i64().unwrap() >= at_least,
+                "{expression}: {counted}"
+            );
+        }
+        let insights = client
+            .get(format!(
+                "{}/api/v1/members/{}/insights",
+                demo.base,
+                members[0]["id"].as_str().unwrap()
+            ))
+            .bearer_auth(&demo.api_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(insights.status(), 200);
         let login = client
             .get(format!("{}/console/login", demo.base))
             .send()
