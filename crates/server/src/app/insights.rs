@@ -357,6 +357,15 @@ pub async fn score(app: &Regulars, now_ms: i64) -> AppResult<ScoreReport> {
         }
     };
     let gamma = match GammaGamma::fit(&summaries) {
+        // q ≤ 1: the fitted spend distribution has no mean (a tiny or odd
+        // population); the observed average serves better than infinity.
+        Ok(fit) if fit.q <= 1.0 => {
+            report.model_note = Some(format!(
+                "Gamma-Gamma q = {:.3} ≤ 1: observed averages used",
+                fit.q
+            ));
+            None
+        }
         Ok(fit) => {
             report.gamma_gamma = Some([fit.p, fit.q, fit.v]);
             Some(fit)
