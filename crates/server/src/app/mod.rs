@@ -6,6 +6,8 @@
 
 /// Store alerts: complaint rates by store and region.
 pub mod alerts;
+/// HQ reports: repurchase, cohorts, dishes, promotions, distributions.
+pub mod analytics;
 /// Staff users, API keys, console sessions: who the caller is.
 pub mod auth;
 /// Brands, regions, stores.

@@ -2,6 +2,8 @@
 //! operations endpoints; request ids, tracing, body limits and JSON errors for
 //! every failure, including unknown routes and panics.
 
+/// HQ reports: `/api/v1/analytics/*`.
+pub mod analytics;
 /// `/api/v1/checkout/quote`, pay codes.
 pub mod checkout;
 /// Errors → responses, in one place.
@@ -86,6 +88,7 @@ pub fn api() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(rewards::router())
         .merge(insights::router())
         .merge(feedback::router())
+        .merge(analytics::router())
         .split_for_parts()
 }
 

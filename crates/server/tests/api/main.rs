@@ -4,6 +4,7 @@
 mod helpers;
 
 mod access;
+mod analytics;
 mod checkout;
 mod errors;
 mod family;
