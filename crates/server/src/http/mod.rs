@@ -58,7 +58,7 @@ pub struct ApiState {
     info(title = "Regulars API", description = "Customer relationship and loyalty engine for restaurant chains. Amounts are integer fen; times RFC 3339."),
     modifiers(&BearerAuth),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
-    tags((name = "members"), (name = "orders"), (name = "points"), (name = "rewards"), (name = "feedback"), (name = "stores"), (name = "operations"))
+    tags((name = "members"), (name = "orders"), (name = "points"), (name = "rewards"), (name = "feedback"), (name = "insights"), (name = "segments"), (name = "analytics"), (name = "stores"), (name = "operations"))
 )]
 struct ApiDoc;
 
