@@ -66,9 +66,13 @@ pub struct MemberHistory {
 /// `orders_member` index groups them without a sort). One row per member,
 /// not per order or line: a row is a hop from the database driver to us, and
 /// those hops, not the SQL, were the cost of scoring.
+/// `from`/`to` bound the member ids (`from` ≤ id < `to`, in the database's
+/// own order), so two connections can scan halves at once.
 pub async fn scan_member_histories<F>(
     conn: &mut AnyConnection,
     backend: crate::Backend,
+    from: Option<&str>,
+    to: Option<&str>,
     mut each: F,
 ) -> StoreResult<u64>
 where
@@ -83,9 +87,22 @@ where
            || CAST(o.paid_fen - o.refunded_fen AS TEXT) || '|' \
            || COALESCE((SELECT {concat}(i.sku || ':' || CAST(i.quantity AS TEXT), ',') FROM order_items i \
                 WHERE i.order_id = o.id AND i.voided = 0 AND i.staff_meal = 0), ''), ';') AS history \
-         FROM orders o WHERE o.member_id IS NOT NULL GROUP BY o.member_id"
+         FROM orders o WHERE o.member_id IS NOT NULL {} {} GROUP BY o.member_id",
+        if from.is_some() { "AND o.member_id >= $1" } else { "" },
+        match (from.is_some(), to.is_some()) {
+            (true, true) => "AND o.member_id < $2",
+            (false, true) => "AND o.member_id < $1",
+            _ => "",
+        }
     );
-    let mut rows = sqlx::query_as::<_, MemberHistory>(&sql).fetch(conn);
+    let mut query = sqlx::query_as::<_, MemberHistory>(&sql);
+    if let Some(from) = from {
+        query = query.bind(from);
+    }
+    if let Some(to) = to {
+        query = query.bind(to);
+    }
+    let mut rows = query.fetch(conn);
     let mut n = 0;
     while let Some(member) = rows.try_next().await.store()? {
         each(member);
