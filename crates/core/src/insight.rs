@@ -25,7 +25,7 @@ pub struct Visit {
 
 /// The knobs HQ can turn (settings `insights.*`); defaults follow seed 001.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct InsightPolicy {
     /// 12-month spend (fen) that makes a member a VIP: ¥5,000.
     pub vip_spend_fen: i64,

@@ -76,6 +76,64 @@ pub async fn policy(app: &Regulars) -> AppResult<InsightPolicy> {
 /// One order in a member's history: when (ms), what they paid net, dishes.
 type PastOrder = (i64, i64, Vec<(usize, u32)>);
 
+/// The policy as HQ sets it: every knob checked before it is kept.
+pub async fn set_policy(
+    app: &Regulars,
+    caller: &Principal,
+    policy: InsightPolicy,
+) -> AppResult<InsightPolicy> {
+    caller.check(Action::RulesManage, None)?;
+    let bad = |field: &str, range: &str| {
+        AppError::unprocessable("invalid_field", format!("{field}: must be {range}"))
+    };
+    if !(0..=100_000_000_000).contains(&policy.vip_spend_fen) {
+        return Err(bad("vip_spend_fen", "0 or more fen"));
+    }
+    if !(1..=100).contains(&policy.decline_drop_percent) {
+        return Err(bad("decline_drop_percent", "1–100"));
+    }
+    if policy.decline_min_prior_fen < 0 {
+        return Err(bad("decline_min_prior_fen", "0 or more fen"));
+    }
+    for (field, days) in [
+        ("new_days", policy.new_days),
+        ("min_dormant_days", policy.min_dormant_days),
+        ("min_churned_days", policy.min_churned_days),
+        ("reactivated_days", policy.reactivated_days),
+    ] {
+        if !(1..=3650).contains(&days) {
+            return Err(bad(field, "1–3650 days"));
+        }
+    }
+    if !(policy.dormant_cadences >= 1.0 && policy.dormant_cadences <= 100.0) {
+        return Err(bad("dormant_cadences", "1–100"));
+    }
+    if !(policy.churned_cadences > policy.dormant_cadences && policy.churned_cadences <= 200.0) {
+        return Err(bad(
+            "churned_cadences",
+            "above dormant_cadences, at most 200",
+        ));
+    }
+    if policy.min_churned_days <= policy.min_dormant_days {
+        return Err(bad("min_churned_days", "more than min_dormant_days"));
+    }
+    let text = serde_json::to_string(&policy)
+        .map_err(|e| AppError::unprocessable("invalid_field", e.to_string()))?;
+    let mut tx = app.db.begin().await?;
+    staff::put_setting(&mut tx, POLICY_SETTING, &text).await?;
+    staff::audit(
+        &mut tx,
+        &caller.actor,
+        "insights.policy",
+        "settings:insights.policy",
+        &text,
+        chrono::Utc::now().timestamp_millis(),
+    )
+    .await?;
+    commit(tx).await?;
+    Ok(policy)
+}
+
 /// Per member, what the scan gathered.
 #[derive(Default)]
 struct Gathered {

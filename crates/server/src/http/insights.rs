@@ -9,6 +9,7 @@ use crate::app::segments::{self, SegmentCount, SegmentInput, SegmentPage};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use regulars_core::insight::InsightPolicy;
 use regulars_core::segment::FieldInfo;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -17,12 +18,42 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(member_insights))
+        .routes(routes!(insight_policy, set_insight_policy))
         .routes(routes!(segment_fields))
         .routes(routes!(segment_count))
         .routes(routes!(segment_members))
         .routes(routes!(segment_export))
         .routes(routes!(saved_segments, save_segment))
         .routes(routes!(saved_segment, change_segment, delete_segment))
+}
+
+/// The scoring policy: VIP threshold, VIP-decline drop, lifecycle windows.
+#[utoipa::path(get, path = "/api/v1/insights/policy", tag = "insights",
+    responses((status = 200, body = InsightPolicy)), security(("api_key" = [])))]
+pub async fn insight_policy(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+) -> Result<Json<InsightPolicy>> {
+    caller
+        .check(regulars_core::access::Action::SegmentRead, None)
+        .map_err(crate::app::AppError::from)?;
+    Ok(Json(insights::policy(&state.regulars).await?))
+}
+
+/// Change the scoring policy (the next scoring run uses it). Every field is
+/// optional; absent ones take their default.
+#[utoipa::path(put, path = "/api/v1/insights/policy", tag = "insights", request_body = InsightPolicy,
+    responses((status = 200, body = InsightPolicy),
+              (status = 422, description = "invalid_field", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn set_insight_policy(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Json(policy): Json<InsightPolicy>,
+) -> Result<Json<InsightPolicy>> {
+    Ok(Json(
+        insights::set_policy(&state.regulars, &caller, policy).await?,
+    ))
 }
 
 /// An expression of the segments language (docs/segments.md).

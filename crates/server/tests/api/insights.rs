@@ -12,6 +12,7 @@ on_both_backends!(
     scoring_tells_regulars_from_lapsed_guests,
     recommendations_follow_pairings_and_respect_allergies,
     insights_are_scoped_and_explain_when_missing,
+    hq_sets_the_vip_line_and_the_next_scoring_uses_it,
 );
 
 /// The menu the scan knows: dishes outside it still count as visits.
@@ -231,4 +232,59 @@ async fn insights_are_scoped_and_explain_when_missing(app: TestApp) {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+async fn hq_sets_the_vip_line_and_the_next_scoring_uses_it(app: TestApp) {
+    app.create_store("CD01", "成都").await;
+    let policy = app.get("/api/v1/insights/policy").await;
+    assert_eq!(policy.status, 200, "{}", policy.body);
+    assert_eq!(policy.body["vip_spend_fen"], 500_000);
+    let spender = guest(&app, json!({})).await;
+    visits(&app, &spender, &[5, 40], &["G2", "M1"]).await; // ¥200 in 12 months
+    let admin = app.admin_key.clone();
+    for bad in [
+        json!({"decline_drop_percent": 0}),
+        json!({"vip_spend_fen": -1}),
+        json!({"churned_cadences": 2.0, "dormant_cadences": 3.0}),
+        json!({"vip_line": 1}),
+    ] {
+        let r = app
+            .send(
+                "PUT",
+                "/api/v1/insights/policy",
+                Some(&admin),
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.body);
+    }
+    let manager = app.key_for(Role::StoreManager, Some("CD01")).await;
+    let r = app
+        .send(
+            "PUT",
+            "/api/v1/insights/policy",
+            Some(&manager),
+            Some(json!({"vip_spend_fen": 10_000})),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    run_jobs(&app, Utc::now().timestamp_millis()).await;
+    assert_eq!(insights(&app, &spender).await["vip"], false);
+    let r = app
+        .send(
+            "PUT",
+            "/api/v1/insights/policy",
+            Some(&admin),
+            Some(json!({"vip_spend_fen": 10_000})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["decline_drop_percent"], 50,
+        "absent fields keep their default"
+    );
+    regulars_server::app::insights::score(&app.regulars, Utc::now().timestamp_millis())
+        .await
+        .expect("score");
+    assert_eq!(insights(&app, &spender).await["vip"], true);
 }
