@@ -85,6 +85,29 @@ pub struct VisitFacts {
     pub day_spend_fen: Vec<i64>,
 }
 
+impl VisitFacts {
+    /// Mean spend of the repeat visit days (the first day excluded): the
+    /// Gamma-Gamma monetary value; 0 with a single visit.
+    pub fn repeat_mean_fen(&self) -> f64 {
+        let repeat = self.day_spend_fen.get(1..).unwrap_or_default();
+        if repeat.is_empty() {
+            0.0
+        } else {
+            repeat.iter().sum::<i64>() as f64 / repeat.len() as f64
+        }
+    }
+
+    /// The BG/NBD / Gamma-Gamma summary as of `today`, one period = one day.
+    pub fn summary(&self, today: i64) -> crate::clv::CustomerSummary {
+        crate::clv::CustomerSummary {
+            frequency: (self.visit_days - 1) as f64,
+            recency: (self.last_day - self.first_day) as f64,
+            t: (today - self.first_day) as f64,
+            monetary_value: self.repeat_mean_fen(),
+        }
+    }
+}
+
 /// Reduce visits (any order) to facts as of `today`.
 pub fn visit_facts(visits: &[Visit], today: i64) -> Option<VisitFacts> {
     let mut by_day: Vec<(i64, i64)> = Vec::with_capacity(visits.len());
@@ -164,6 +187,55 @@ impl Lifecycle {
 }
 
 impl InsightPolicy {
+    /// Every knob within its range, and churn after dormancy.
+    pub fn validate(&self) -> crate::Result<()> {
+        use crate::DomainError;
+        if !(0..=100_000_000_000).contains(&self.vip_spend_fen) {
+            return Err(DomainError::invalid(
+                "vip_spend_fen",
+                "must be 0 to 100,000,000,000 fen",
+            ));
+        }
+        if !(1..=100).contains(&self.decline_drop_percent) {
+            return Err(DomainError::invalid(
+                "decline_drop_percent",
+                "must be 1–100",
+            ));
+        }
+        if self.decline_min_prior_fen < 0 {
+            return Err(DomainError::invalid(
+                "decline_min_prior_fen",
+                "must be 0 or more fen",
+            ));
+        }
+        for (field, days) in [
+            ("new_days", self.new_days),
+            ("min_dormant_days", self.min_dormant_days),
+            ("min_churned_days", self.min_churned_days),
+            ("reactivated_days", self.reactivated_days),
+        ] {
+            if !(1..=3650).contains(&days) {
+                return Err(DomainError::invalid(field, "must be 1–3650 days"));
+            }
+        }
+        if !(1.0..=100.0).contains(&self.dormant_cadences) {
+            return Err(DomainError::invalid("dormant_cadences", "must be 1–100"));
+        }
+        if !(self.churned_cadences > self.dormant_cadences && self.churned_cadences <= 200.0) {
+            return Err(DomainError::invalid(
+                "churned_cadences",
+                "must be above dormant_cadences, at most 200",
+            ));
+        }
+        if self.min_churned_days <= self.min_dormant_days {
+            return Err(DomainError::invalid(
+                "min_churned_days",
+                "must be more than min_dormant_days",
+            ));
+        }
+        Ok(())
+    }
+
     fn dormant_after(&self, cadence: f64) -> f64 {
         (self.dormant_cadences * cadence).max(self.min_dormant_days as f64)
     }
@@ -268,15 +340,22 @@ impl Grade {
         }
     }
 
-    /// A staff mark on the member: the tags `忠诚顾客`/`忠诚` or
-    /// `潜力顾客`/`潜力` (what a store manager knows that numbers do not).
+    /// The member tags that are staff marks (what a store manager knows that
+    /// numbers do not), and the grade each sets.
+    pub const STAFF_TAGS: [(&'static str, Grade); 5] = [
+        ("忠诚顾客", Grade::Loyal),
+        ("忠诚", Grade::Loyal),
+        ("潜力顾客", Grade::Potential),
+        ("潜力", Grade::Potential),
+        ("普通顾客", Grade::Ordinary),
+    ];
+
+    /// The grade a staff mark sets, if `tag` is one.
     pub fn from_staff_tag(tag: &str) -> Option<Grade> {
-        match tag {
-            "忠诚顾客" | "忠诚" => Some(Grade::Loyal),
-            "潜力顾客" | "潜力" => Some(Grade::Potential),
-            "普通顾客" => Some(Grade::Ordinary),
-            _ => None,
-        }
+        Grade::STAFF_TAGS
+            .iter()
+            .find(|(t, _)| *t == tag)
+            .map(|(_, g)| *g)
     }
 }
 
@@ -380,6 +459,21 @@ pub struct Dish {
     pub name: String,
     pub category: String,
     pub spice_level: i64,
+}
+
+/// Dishes a member must not be offered (menu order): staff meals, and every
+/// dish whose name contains a declared allergy or dislike (花生 excludes 花生酱).
+pub fn excluded_dishes(menu: &[Dish], taste: &crate::member::TasteProfile) -> Vec<bool> {
+    menu.iter()
+        .map(|d| {
+            d.category == "员工餐"
+                || taste
+                    .allergies
+                    .iter()
+                    .chain(&taste.dislikes)
+                    .any(|a| !a.is_empty() && d.name.contains(a.as_str()))
+        })
+        .collect()
 }
 
 /// What a member's orders say about their taste.
@@ -652,6 +746,17 @@ mod tests {
         assert_eq!(f.visit_days, 2);
         assert_eq!(f.day_spend_fen, vec![8000, 1000]);
         assert_eq!(f.cadence_days, Some(10.0));
+        let c = f.summary(120);
+        assert_eq!(
+            (c.frequency, c.recency, c.t, c.monetary_value),
+            (1.0, 10.0, 20.0, 1000.0)
+        );
+        assert!(InsightPolicy::default().validate().is_ok());
+        let backwards = InsightPolicy {
+            min_churned_days: 30,
+            ..InsightPolicy::default()
+        };
+        assert!(backwards.validate().is_err());
     }
 
     #[test]

@@ -76,6 +76,12 @@ pub async fn policy(app: &Regulars) -> AppResult<InsightPolicy> {
 /// One order in a member's history: when (ms), what they paid net, dishes.
 type PastOrder = (i64, i64, Vec<(usize, u32)>);
 
+/// The policy as a caller who may read segments sees it.
+pub async fn policy_for(app: &Regulars, caller: &Principal) -> AppResult<InsightPolicy> {
+    caller.check(Action::SegmentRead, None)?;
+    policy(app).await
+}
+
 /// The policy as HQ sets it: every knob checked before it is kept.
 pub async fn set_policy(
     app: &Regulars,
@@ -83,40 +89,7 @@ pub async fn set_policy(
     policy: InsightPolicy,
 ) -> AppResult<InsightPolicy> {
     caller.check(Action::RulesManage, None)?;
-    let bad = |field: &str, range: &str| {
-        AppError::unprocessable("invalid_field", format!("{field}: must be {range}"))
-    };
-    if !(0..=100_000_000_000).contains(&policy.vip_spend_fen) {
-        return Err(bad("vip_spend_fen", "0 or more fen"));
-    }
-    if !(1..=100).contains(&policy.decline_drop_percent) {
-        return Err(bad("decline_drop_percent", "1–100"));
-    }
-    if policy.decline_min_prior_fen < 0 {
-        return Err(bad("decline_min_prior_fen", "0 or more fen"));
-    }
-    for (field, days) in [
-        ("new_days", policy.new_days),
-        ("min_dormant_days", policy.min_dormant_days),
-        ("min_churned_days", policy.min_churned_days),
-        ("reactivated_days", policy.reactivated_days),
-    ] {
-        if !(1..=3650).contains(&days) {
-            return Err(bad(field, "1–3650 days"));
-        }
-    }
-    if !(policy.dormant_cadences >= 1.0 && policy.dormant_cadences <= 100.0) {
-        return Err(bad("dormant_cadences", "1–100"));
-    }
-    if !(policy.churned_cadences > policy.dormant_cadences && policy.churned_cadences <= 200.0) {
-        return Err(bad(
-            "churned_cadences",
-            "above dormant_cadences, at most 200",
-        ));
-    }
-    if policy.min_churned_days <= policy.min_dormant_days {
-        return Err(bad("min_churned_days", "more than min_dormant_days"));
-    }
+    policy.validate()?;
     let text = serde_json::to_string(&policy)
         .map_err(|e| AppError::unprocessable("invalid_field", e.to_string()))?;
     let mut tx = app.db.begin().await?;
@@ -138,8 +111,8 @@ pub async fn set_policy(
 #[derive(Default)]
 struct Gathered {
     facts: Option<VisitFacts>,
-    /// Mean spend of the repeat visit days (Gamma-Gamma's monetary value).
-    repeat_mean_fen: f64,
+    /// The models' view of the member (frequency, recency, T, repeat spend).
+    summary: Option<CustomerSummary>,
     dishes: Vec<(u16, u32)>,
     buckets: [u32; 8],
     /// The last order's dishes, when holding it out for evaluation.
@@ -152,10 +125,10 @@ struct Scan {
     menu_index: HashMap<String, usize>,
     co: CoOccurrence,
     gathered: Vec<Gathered>,
-    lines: u64,
+    orders: u64,
 }
 
-/// One pass over every member's order lines. With `hold_out_last`, each
+/// One pass over every member's orders. With `hold_out_last`, each
 /// member's last order is kept aside (not counted in their history nor in the
 /// co-occurrence) so the recommender can be measured against it.
 async fn scan(
@@ -176,7 +149,7 @@ async fn scan(
     )?;
     let mut out = low;
     out.co.merge(&high.co);
-    out.lines += high.lines;
+    out.orders += high.orders;
     for (mine, theirs) in out.gathered.iter_mut().zip(high.gathered) {
         if theirs.facts.is_some() || theirs.first_at.is_some() || !theirs.dishes.is_empty() {
             *mine = theirs;
@@ -203,7 +176,7 @@ async fn scan_range(
         co: CoOccurrence::new(menu.len()),
         gathered: (0..members.len()).map(|_| Gathered::default()).collect(),
         menu_index,
-        lines: 0,
+        orders: 0,
     };
     let tz = app.timezone;
     // The member being read: their visits so far.
@@ -241,12 +214,9 @@ async fn scan_range(
         }
         g.facts = insight::visit_facts(visits, today);
         if let Some(f) = g.facts.as_mut() {
-            let repeat = &f.day_spend_fen[1.min(f.day_spend_fen.len())..];
-            g.repeat_mean_fen = if repeat.is_empty() {
-                0.0
-            } else {
-                repeat.iter().sum::<i64>() as f64 / repeat.len() as f64
-            };
+            g.summary = Some(f.summary(today));
+            // Only the summary needs the per-day spend; a million members'
+            // days need not stay in memory.
             f.day_spend_fen = Vec::new();
         }
         visits.clear();
@@ -254,7 +224,6 @@ async fn scan_range(
 
     let mut conn = app.db.reader().await?;
     let mut skipped_unknown = 0u64;
-    let mut orders = 0u64;
     let mut history: Vec<PastOrder> = Vec::new();
     repo::scan_member_histories(&mut conn, app.db.backend, from, to, |row| {
         let Some(&m) = members.get(&row.member_id) else {
@@ -282,7 +251,7 @@ async fn scan_range(
             history.push((at, net, dishes));
         }
         history.sort_by_key(|(at, _, _)| *at);
-        orders += history.len() as u64;
+        out.orders += history.len() as u64;
         let mut pending: Option<Vec<(usize, u32)>> = None;
         for (at, net, dishes) in history.drain(..) {
             let g = &mut out.gathered[m];
@@ -304,10 +273,8 @@ async fn scan_range(
         finish_member(&mut out, m, &mut visits, pending, hold_out_last, today);
     })
     .await?;
-    let lines = orders;
-    out.lines = lines;
     if skipped_unknown > 0 {
-        tracing::debug!(skipped_unknown, "order lines of erased members skipped");
+        tracing::debug!(skipped_unknown, "orders of erased members skipped");
     }
     Ok(out)
 }
@@ -335,21 +302,6 @@ async fn load_menu(app: &Regulars) -> AppResult<Vec<Dish>> {
         .collect())
 }
 
-/// Dishes a member must not be offered: declared allergies and dislikes (by
-/// name, also as a part of the dish name: 花生 excludes 花生酱), staff meals.
-fn exclusions(menu: &[Dish], taste: &TasteProfile) -> Vec<bool> {
-    menu.iter()
-        .map(|d| {
-            d.category == "员工餐"
-                || taste
-                    .allergies
-                    .iter()
-                    .chain(&taste.dislikes)
-                    .any(|a| !a.is_empty() && d.name.contains(a.as_str()))
-        })
-        .collect()
-}
-
 /// Score every member as of `now_ms` and store the results. Returns what it
 /// did, including the VIP declines for the job to raise care tasks.
 pub async fn score(app: &Regulars, now_ms: i64) -> AppResult<ScoreReport> {
@@ -360,11 +312,8 @@ pub async fn score(app: &Regulars, now_ms: i64) -> AppResult<ScoreReport> {
     let (members, marks) = {
         let mut conn = app.db.reader().await?;
         let members = repo::scoring_members(&mut conn).await?;
-        let marks = repo::tags_among(
-            &mut conn,
-            &["忠诚顾客", "忠诚", "潜力顾客", "潜力", "普通顾客"],
-        )
-        .await?;
+        let tags: Vec<&str> = Grade::STAFF_TAGS.iter().map(|(t, _)| *t).collect();
+        let marks = repo::tags_among(&mut conn, &tags).await?;
         (members, marks)
     };
     let index: HashMap<String, usize> = members
@@ -423,15 +372,7 @@ pub async fn score(app: &Regulars, now_ms: i64) -> AppResult<ScoreReport> {
     // The models, fitted on everyone with a visit (one period = one day).
     let summaries: Vec<CustomerSummary> = with_visits
         .iter()
-        .filter_map(|&i| {
-            let g = &scan.gathered[i];
-            g.facts.as_ref().map(|f| CustomerSummary {
-                frequency: (f.visit_days - 1) as f64,
-                recency: (f.last_day - f.first_day) as f64,
-                t: (today - f.first_day) as f64,
-                monetary_value: g.repeat_mean_fen,
-            })
-        })
+        .filter_map(|&i| scan.gathered[i].summary)
         .collect();
     let mut report = ScoreReport::default();
     let bgnbd = match BgNbd::fit(&summaries) {
@@ -486,18 +427,14 @@ pub async fn score(app: &Regulars, now_ms: i64) -> AppResult<ScoreReport> {
             .map(|(d, n)| (usize::from(*d), *n))
             .collect();
         let summary = insight::taste(&dishes, &menu, &g.buckets, &declared, &popular);
-        let excluded = exclusions(&menu, &taste);
+        let excluded = insight::excluded_dishes(&menu, &taste);
         let recommended = insight::recommend(&scan.co, &dishes, &|d| excluded[d], RECOMMENDATIONS);
         let stage = insight::lifecycle(facts, today, usual_cadence, &policy);
         *lifecycle_counts.entry(stage).or_default() += 1;
         let vip = insight::is_vip(facts, &policy);
         let decline = insight::vip_decline(facts, &policy);
-        let model = facts.and_then(|f| {
-            let (x, tx, t) = (
-                (f.visit_days - 1) as f64,
-                (f.last_day - f.first_day) as f64,
-                (today - f.first_day) as f64,
-            );
+        let model = facts.zip(g.summary).and_then(|(f, c)| {
+            let (x, tx, t) = (c.frequency, c.recency, c.t);
             let bg = bgnbd.as_ref()?;
             let p_alive = bg.p_alive(x, tx, t);
             let e30 = bg.expected_purchases(30.0, x, tx, t);
@@ -505,7 +442,7 @@ pub async fn score(app: &Regulars, now_ms: i64) -> AppResult<ScoreReport> {
             let e365 = bg.expected_purchases(CLV_DAYS, x, tx, t);
             let spend = gamma
                 .as_ref()
-                .map(|gg| gg.expected_average_value(x, g.repeat_mean_fen))
+                .map(|gg| gg.expected_average_value(x, c.monetary_value))
                 .unwrap_or_else(|| f.spend_total_fen as f64 / f.visit_days.max(1) as f64);
             Some((p_alive, e30, e90, spend, e365 * spend))
         });
@@ -592,7 +529,7 @@ pub async fn score(app: &Regulars, now_ms: i64) -> AppResult<ScoreReport> {
 
     report.members = members.len() as u64;
     report.members_with_visits = with_visits.len() as u64;
-    report.orders = scan.lines;
+    report.orders = scan.orders;
     report.vip_declines = report.declines.len() as u64;
     report.lifecycle = Lifecycle::ALL
         .iter()
@@ -636,7 +573,7 @@ pub async fn evaluate_recommender(app: &Regulars, now_ms: i64) -> AppResult<Reco
             continue;
         }
         let taste: TasteProfile = serde_json::from_str(&member.taste_json).unwrap_or_default();
-        let excluded = exclusions(&menu, &taste);
+        let excluded = insight::excluded_dishes(&menu, &taste);
         let dishes: Vec<(usize, u32)> = g
             .dishes
             .iter()

@@ -511,24 +511,18 @@ async fn care_calls(
         .unwrap_or_default();
     let mut added = 0;
     for d in declining {
-        let (member_id, store, tier, recent, prior) = (
-            &d.member_id,
-            &d.home_store,
-            &d.tier,
-            d.recent_fen,
-            d.prior_fen,
-        );
+        let (member_id, recent, prior) = (&d.member_id, d.recent_fen, d.prior_fen);
         let mut tx = app.db.begin().await?;
         let fresh = regulars_store::feedback::insert_task(
             &mut tx,
             &format!("care_call:{member_id}:{quarter}"),
             "care_call",
-            store.as_deref(),
+            d.home_store.as_deref(),
             Some(member_id),
             None,
             &format!(
                 "{}会员消费下滑关怀：近90天 ¥{}，此前90天 ¥{}",
-                Tier::parse(tier).unwrap_or(Tier::Gold).chinese_name(),
+                Tier::parse(&d.tier).unwrap_or(Tier::Gold).chinese_name(),
                 recent / 100,
                 prior / 100
             ),
@@ -542,7 +536,7 @@ async fn care_calls(
                 "member.vip_decline",
                 Some(member_id),
                 &format!("{member_id}:{quarter}"),
-                &serde_json::json!({"member_id": member_id, "tier": tier,
+                &serde_json::json!({"member_id": member_id, "tier": d.tier,
                     "recent_fen": recent, "prior_fen": prior})
                 .to_string(),
                 now,
