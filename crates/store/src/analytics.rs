@@ -130,7 +130,7 @@ pub struct MemberVisit {
 }
 
 /// Stream the orders with a member at stores of `scope`, from `start` (or
-/// the beginning) to before `end`, by member and time (the `orders_member`
+/// the beginning) to before `end`, by member and time (the `orders_member_sums`
 /// index), to `each`. Returns how many were read.
 pub async fn scan_member_visits<F>(
     conn: &mut AnyConnection,

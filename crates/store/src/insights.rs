@@ -63,7 +63,7 @@ pub struct MemberHistory {
 }
 
 /// Stream every member's order history, one row per member (the
-/// `orders_member` index groups them without a sort). One row per member,
+/// `orders_member_sums` index groups them without a sort). One row per member,
 /// not per order or line: a row is a hop from the database driver to us, and
 /// those hops, not the SQL, were the cost of scoring.
 /// `from`/`to` bound the member ids (`from` ≤ id < `to`, in the database's

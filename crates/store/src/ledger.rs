@@ -23,7 +23,8 @@ pub struct MemberLedger {
     pub erased_at: Option<i64>,
 }
 
-const LEDGER_COLUMNS: &str = "id, tier, points_balance, points_debt, birth_month, tier_floor, \
+pub(crate) const LEDGER_COLUMNS: &str =
+    "id, tier, points_balance, points_debt, birth_month, tier_floor, \
     tier_floor_until, tier_grace_since, family_group_id, family_share, erased_at";
 
 pub async fn lock_member(

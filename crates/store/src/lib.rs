@@ -21,6 +21,8 @@ pub mod insights;
 pub mod ledger;
 /// Members: profile rows (personal data already encrypted), tags, consents.
 pub mod members;
+/// Order ingest of a whole group-commit batch, one statement per table.
+pub mod order_batch;
 /// Orders, their lines, refunds, earning rule versions.
 pub mod orders;
 /// Coupon templates, coupons, the rewards catalogue.

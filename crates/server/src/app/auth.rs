@@ -17,15 +17,62 @@ fn role_of(stored: &str) -> AppResult<Role> {
 
 /// Resolve a bearer token to its principal; `None` when unknown or revoked.
 pub async fn authenticate_api_key(app: &Regulars, token: &str) -> AppResult<Option<Principal>> {
+    let hash = secret::token_hash(token);
+    if let Some(principal) = app.api_keys.get(&hash) {
+        return Ok(Some(principal));
+    }
     let mut conn = app.db.reader().await?;
-    let found = staff::api_key_by_hash(&mut conn, &secret::token_hash(token)).await?;
+    let found = staff::api_key_by_hash(&mut conn, &hash).await?;
     match found {
-        Some(key) if key.revoked_at.is_none() => Ok(Some(Principal {
-            actor: format!("key:{}", key.id),
-            role: role_of(&key.role)?,
-            store: key.store_code,
-        })),
+        Some(key) if key.revoked_at.is_none() => {
+            let principal = Principal {
+                actor: format!("key:{}", key.id),
+                role: role_of(&key.role)?,
+                store: key.store_code,
+            };
+            app.api_keys.put(hash, principal.clone());
+            Ok(Some(principal))
+        }
         _ => Ok(None),
+    }
+}
+
+/// Keys that authenticated in the last [`ApiKeyCache::TTL`], by token hash.
+/// A POS sends its key with every order; reading the key's row each time
+/// was a database round trip per request. A revoked key stops working
+/// within the TTL on every node (unknown keys are never cached, so a flood
+/// of wrong tokens cannot fill it).
+#[derive(Default)]
+pub struct ApiKeyCache {
+    keys: Mutex<HashMap<String, (Instant, Principal)>>,
+}
+
+impl ApiKeyCache {
+    pub const TTL: Duration = Duration::from_secs(2);
+    /// Far more keys than a chain has terminals; past it the cache restarts.
+    const MAX_KEYS: usize = 100_000;
+
+    fn get(&self, hash: &str) -> Option<Principal> {
+        let keys = self.keys.lock().ok()?;
+        keys.get(hash)
+            .filter(|(at, _)| at.elapsed() < Self::TTL)
+            .map(|(_, principal)| principal.clone())
+    }
+
+    fn put(&self, hash: String, principal: Principal) {
+        if let Ok(mut keys) = self.keys.lock() {
+            if keys.len() >= Self::MAX_KEYS {
+                keys.clear();
+            }
+            keys.insert(hash, (Instant::now(), principal));
+        }
+    }
+
+    /// Forget every cached key (after a revocation on this node).
+    pub fn clear(&self) {
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.clear();
+        }
     }
 }
 

@@ -10,10 +10,15 @@
 //! within a batch rows are locked in member-id order, the same order
 //! transfers use, so a batch cannot deadlock with them.
 //!
+//! A batch is written with one statement per table (`order_batch`); the
+//! rare batch that needs more (a refund shortfall to settle, an unknown
+//! member) is written order by order in the same transaction.
+//!
 //! If anything in a batch fails, the batch is rolled back and each of its
 //! orders is written again in a transaction of its own: one bad order never
 //! takes its neighbours with it, and each caller gets its own answer.
 
+use super::order_batch::write_batch;
 use super::orders::{write_order, Ingested, PreparedOrder};
 use super::{AppError, AppResult, Regulars};
 use regulars_store::{commit, Backend};
@@ -36,7 +41,7 @@ pub struct Lanes {
 fn lanes_for(backend: Backend) -> usize {
     match backend {
         Backend::Sqlite => 1,
-        Backend::Postgres => 4,
+        Backend::Postgres => 2,
     }
 }
 
@@ -91,16 +96,29 @@ async fn write_together(app: &Regulars, batch: &mut Vec<Job>) -> bool {
     let Ok(mut tx) = app.db.begin().await else {
         return false;
     };
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch.iter() {
-        match write_order(app, &mut tx, &job.order).await {
-            Ok(done) => results.push(done),
-            Err(_) => {
-                let _ = tx.rollback().await;
-                return false;
+    let orders: Vec<&PreparedOrder> = batch.iter().map(|job| &job.order).collect();
+    let results = match write_batch(app, &mut tx, &orders).await {
+        Ok(Some(results)) => results,
+        // Something only the one-by-one path handles: the same transaction,
+        // order after order.
+        Ok(None) => {
+            let mut results = Vec::with_capacity(batch.len());
+            for order in orders {
+                match write_order(app, &mut tx, order).await {
+                    Ok(done) => results.push(done),
+                    Err(_) => {
+                        let _ = tx.rollback().await;
+                        return false;
+                    }
+                }
             }
+            results
         }
-    }
+        Err(_) => {
+            let _ = tx.rollback().await;
+            return false;
+        }
+    };
     if commit(tx).await.is_err() {
         // Perhaps committed, perhaps not: writing each again is safe, an
         // order already there answers as a replay.

@@ -30,6 +30,8 @@ pub mod jobs;
 pub mod ledger;
 /// Members: registration, lookup, profile, tags, consents, personal data.
 pub mod members;
+/// A group-commit batch of orders written with one statement per table.
+pub mod order_batch;
 /// Orders: ingest, earning, refunds, claims, preview.
 pub mod orders;
 /// Points and tiers: balance, history, redemptions, transfers, adjustments.
@@ -59,6 +61,8 @@ pub struct Regulars {
     pub loyalty: Arc<ledger::LoyaltyConfig>,
     /// Writer lanes for orders, started on the first order.
     pub order_lanes: Arc<tokio::sync::OnceCell<group_commit::Lanes>>,
+    /// API keys seen in the last seconds (see `auth::ApiKeyCache`).
+    pub api_keys: Arc<auth::ApiKeyCache>,
 }
 
 impl Regulars {
@@ -69,6 +73,7 @@ impl Regulars {
             timezone,
             loyalty: Arc::default(),
             order_lanes: Arc::default(),
+            api_keys: Arc::default(),
         }
     }
 

@@ -2,7 +2,7 @@
 //! pos_order_id)`), earning with explanations, refunds with clawback, claims
 //! of orders placed before the guest was a member, and the earning preview.
 
-use super::ledger::{self, Posting, Recorded};
+use super::ledger::{self, Loaded, Posting, Recorded};
 use super::{AppError, AppResult, Regulars};
 use chrono::{DateTime, Duration, NaiveTime, TimeZone};
 use rand::Rng;
@@ -166,10 +166,105 @@ struct Accrued {
     rule_version: i64,
 }
 
+/// What an order does to its member's ledger, decided from what was read
+/// before anything is written. Order ingest one by one and in batches (see
+/// `order_batch`) both write exactly this.
+pub(crate) struct AccrualPlan {
+    pub earning: Earning,
+    /// The explanation as one line, for the ledger entry's `reason`.
+    pub reason: String,
+    /// When the earned lot expires (the tier's expiry months).
+    pub expires_at: i64,
+    /// Refund shortfall paid back from these earnings.
+    pub settle: i64,
+    pub balance: i64,
+    pub debt: i64,
+    pub tier_before: Tier,
+    pub tier_after: Tier,
+    pub spend_after: i64,
+}
+
+/// The sums an accrual needs from the member's past orders.
+pub(crate) struct PastOrders {
+    /// Qualifying spend in the tier window before this order.
+    pub spend_before: i64,
+    /// Points already earned on the order's local day (only read when a rule
+    /// caps points per day).
+    pub points_earned_today: i64,
+}
+
+/// The order earns at the member's tier *before* it (an order that crosses a
+/// threshold upgrades the member at once, and earns at the old multiplier).
+pub(crate) fn plan_accrual(
+    config: &Loaded,
+    member: &MemberLedger,
+    order: &Order,
+    store_code: &str,
+    brand_code: &str,
+    past: PastOrders,
+) -> AccrualPlan {
+    let at = order.occurred_at.timestamp_millis();
+    let tier_before = Tier::parse(&member.tier).unwrap_or(Tier::Regular);
+    let benefits = config.tiers.benefits(tier_before);
+    let earning = earn(
+        &EarnContext {
+            order,
+            store_code,
+            brand_code,
+            tier: tier_before,
+            tier_multiplier_permille: benefits.multiplier_permille,
+            birthday_month: member.birth_month.map(|m| m as u32),
+            points_earned_today: past.points_earned_today,
+            new_skus: &config.new_skus,
+        },
+        &config.rules,
+    );
+    let settle = settle_debt(member.points_debt, earning.points);
+    let spend_after = past.spend_before + order.eligible_fen();
+    let floor = ledger::active_floor(member, at);
+    let tier_after = after_order(&config.tiers, tier_before, spend_after, floor);
+    AccrualPlan {
+        reason: explain(&earning.lines),
+        expires_at: regulars_core::ledger::add_months_ms(at, benefits.expiry_months),
+        settle,
+        balance: member.points_balance + earning.points - settle,
+        debt: member.points_debt - settle,
+        tier_before,
+        tier_after,
+        spend_after,
+        earning,
+    }
+}
+
+impl AccrualPlan {
+    pub fn tier_change_reason(&self, order_id: &str) -> String {
+        format!(
+            "order {order_id}: 12-month spend ¥{}",
+            self.spend_after / 100
+        )
+    }
+
+    pub fn tier_changed_event(&self, member_id: &str, order_id: &str) -> String {
+        serde_json::json!({"member_id": member_id, "from": self.tier_before, "to": self.tier_after,
+            "qualifying_spend_fen": self.spend_after, "order_id": order_id})
+        .to_string()
+    }
+
+    pub fn accrued_event(
+        &self,
+        member_id: &str,
+        order_id: &str,
+        store_code: &str,
+        paid_fen: i64,
+    ) -> String {
+        serde_json::json!({"member_id": member_id, "order_id": order_id, "store_code": store_code,
+            "points": self.earning.points, "balance": self.balance, "paid_fen": paid_fen})
+        .to_string()
+    }
+}
+
 /// Earn for `order` (already stored as `order_id`) on the locked member:
-/// entry and lot, shortfall settlement, balance, upgrade, events. The order
-/// earns at the member's tier *before* it (an order that crosses a threshold
-/// upgrades the member at once, and earns at the old multiplier).
+/// entry and lot, shortfall settlement, balance, upgrade, events.
 #[allow(clippy::too_many_arguments)]
 async fn accrue(
     app: &Regulars,
@@ -183,47 +278,39 @@ async fn accrue(
 ) -> AppResult<Accrued> {
     let config = app.loyalty.get(app).await?;
     let at = order.occurred_at.timestamp_millis();
-    let tier_before = Tier::parse(&member.tier).unwrap_or(Tier::Regular);
-    let benefits = config.tiers.benefits(tier_before);
     let points_earned_today = if config.rules.has_daily_cap() {
         let (from, to) = local_day_bounds(app, order.local_time);
         repo::points_earned_between(conn, &member.id, from, to).await?
     } else {
         0
     };
-    let earning = earn(
-        &EarnContext {
-            order,
-            store_code,
-            brand_code,
-            tier: tier_before,
-            tier_multiplier_permille: benefits.multiplier_permille,
-            birthday_month: member.birth_month.map(|m| m as u32),
+    let spend_before =
+        repo::qualifying_spend(conn, &member.id, tier_window_start(at), at, Some(order_id)).await?;
+    let plan = plan_accrual(
+        &config,
+        member,
+        order,
+        store_code,
+        brand_code,
+        PastOrders {
+            spend_before,
             points_earned_today,
-            new_skus: &config.new_skus,
         },
-        &config.rules,
     );
-    let mut balance = member.points_balance;
-    let mut debt = member.points_debt;
-    if earning.points > 0 {
-        let reason = explain(&earning.lines);
+    if plan.earning.points > 0 {
         let posting = Posting {
             member_id: &member.id,
             kind: EntryKind::Earn,
-            reason: &reason,
+            reason: &plan.reason,
             order_id: Some(order_id),
             reference: None,
             actor,
             approver: None,
             at,
         };
-        let expires_at = regulars_core::ledger::add_months_ms(at, benefits.expiry_months);
-        let lot = ledger::credit(conn, &posting, earning.points, at, expires_at).await?;
-        balance += earning.points;
-        let settle = settle_debt(debt, earning.points);
-        if settle > 0 {
-            let reason = format!("抵扣退款欠分 {settle} 分");
+        let lot = ledger::credit(conn, &posting, plan.earning.points, at, plan.expires_at).await?;
+        if plan.settle > 0 {
+            let reason = format!("抵扣退款欠分 {} 分", plan.settle);
             let posting = Posting {
                 kind: EntryKind::Reverse,
                 reason: &reason,
@@ -234,37 +321,30 @@ async fn accrue(
                 &posting,
                 &[regulars_core::ledger::Allocation {
                     lot_id: lot,
-                    points: settle,
+                    points: plan.settle,
                 }],
             )
             .await?;
             ledger_repo::insert_debt(
                 conn,
                 &member.id,
-                -settle,
+                -plan.settle,
                 Some(order_id),
                 Some(entry),
                 "settled from earnings",
                 at,
             )
             .await?;
-            balance -= settle;
-            debt -= settle;
         }
     }
-    let spend_before =
-        repo::qualifying_spend(conn, &member.id, tier_window_start(at), at, Some(order_id)).await?;
-    let spend_after = spend_before + order.eligible_fen();
-    let floor = ledger::active_floor(member, at);
-    let tier_after = after_order(&config.tiers, tier_before, spend_after, floor);
-    if tier_after != tier_before {
+    if plan.tier_after != plan.tier_before {
         ledger_repo::insert_tier_change(
             conn,
             &member.id,
-            tier_before.as_str(),
-            tier_after.as_str(),
-            &format!("order {order_id}: 12-month spend ¥{}", spend_after / 100),
-            spend_after,
+            plan.tier_before.as_str(),
+            plan.tier_after.as_str(),
+            &plan.tier_change_reason(order_id),
+            plan.spend_after,
             actor,
             at,
         )
@@ -274,29 +354,32 @@ async fn accrue(
             "tier.changed",
             Some(&member.id),
             &format!("order:{order_id}"),
-            &serde_json::json!({"member_id": member.id, "from": tier_before, "to": tier_after,
-                "qualifying_spend_fen": spend_after, "order_id": order_id})
-            .to_string(),
+            &plan.tier_changed_event(&member.id, order_id),
             now_ms(),
         )
         .await?;
     }
-    ledger_repo::save_member(conn, &member.id, balance, debt, tier_after.as_str()).await?;
+    ledger_repo::save_member(
+        conn,
+        &member.id,
+        plan.balance,
+        plan.debt,
+        plan.tier_after.as_str(),
+    )
+    .await?;
     ledger_repo::emit(
         conn,
         "order.accrued",
         Some(&member.id),
         order_id,
-        &serde_json::json!({"member_id": member.id, "order_id": order_id, "store_code": store_code,
-            "points": earning.points, "balance": balance, "paid_fen": order.paid_fen})
-        .to_string(),
+        &plan.accrued_event(&member.id, order_id, store_code, order.paid_fen),
         now_ms(),
     )
     .await?;
     Ok(Accrued {
-        earning,
-        balance,
-        tier: tier_after,
+        balance: plan.balance,
+        tier: plan.tier_after,
+        earning: plan.earning,
         rule_version: config.rules.version,
     })
 }
@@ -531,19 +614,7 @@ pub async fn write_order(
             (receipt, accrued.rule_version)
         }
         None => (
-            OrderReceipt {
-                order_id: p.order_id.clone(),
-                member_id: None,
-                points_earned: 0,
-                explanation: vec![ExplanationLine {
-                    rule: "no_member".into(),
-                    text: "未关联会员，不积分；凭小票码 7 天内注册可补积分".into(),
-                    points: 0,
-                }],
-                balance: None,
-                tier: None,
-                receipt_code: p.receipt_code.clone(),
-            },
+            unclaimed_receipt(p),
             app.loyalty.get(app).await?.rules.version,
         ),
     };
@@ -559,6 +630,23 @@ pub async fn write_order(
     )
     .await?;
     Ok(Ingested::Done(recorded))
+}
+
+/// The answer for an order without a member: stored, claimable, no points.
+pub(crate) fn unclaimed_receipt(p: &PreparedOrder) -> OrderReceipt {
+    OrderReceipt {
+        order_id: p.order_id.clone(),
+        member_id: None,
+        points_earned: 0,
+        explanation: vec![ExplanationLine {
+            rule: "no_member".into(),
+            text: "未关联会员，不积分；凭小票码 7 天内注册可补积分".into(),
+            points: 0,
+        }],
+        balance: None,
+        tier: None,
+        receipt_code: p.receipt_code.clone(),
+    }
 }
 
 fn replay_order(existing: OrderRow, hash: &str) -> AppResult<Recorded> {

@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 on_both_backends!(
     order_answers_with_points_explanation_and_balance,
     concurrent_identical_orders_count_once,
+    a_burst_of_orders_earns_as_if_sent_one_after_another,
+    a_burst_under_a_daily_cap_is_capped_once,
     unmatched_phone_order_is_claimed_by_receipt_code,
     refunds_reverse_points_in_proportion,
     redemptions_are_idempotent_and_never_overdraw,
@@ -360,6 +362,143 @@ async fn concurrent_identical_orders_count_once(app: TestApp) {
     assert_eq!(first.body["points_earned"], 144);
     assert_eq!(balance(&app, &m).await, 144, "counted once");
     assert_eq!(entries(&app, &m).await, kinds(&[("earn", 144)]));
+    assert_ledger_sound(&app).await;
+}
+
+/// Orders that arrive together are written in one batch (group commit, one
+/// statement per table). What each earns must be what it would have earned
+/// sent one after another: the fifth ¥100 order crosses silver and earns at
+/// regular, the later ones at silver; a member owing points from a refund
+/// pays them back from the first earnings; duplicates count once.
+async fn a_burst_of_orders_earns_as_if_sent_one_after_another(app: TestApp) {
+    let a = member(&app).await;
+    let b = member(&app).await;
+    // C owes 100 points: earned, spent, then the order was refunded.
+    let c = member(&app).await;
+    simple_order(&app, "C-0", &c, 10_000).await;
+    assert_eq!(redeem(&app, &c, "c-spend", 100).await.status, 201);
+    let r = refund(&app, "C-0", "C-0-R", 10_000).await;
+    assert_eq!(r.body["shortfall"], 100, "{}", r.body);
+    assert_eq!(points_view(&app, &c).await["owed"], 100);
+
+    let at = ago(Duration::hours(2));
+    let hundred = |pos: String, m: Option<&str>| {
+        order_json(
+            &pos,
+            m,
+            &at,
+            json!([dish("D001", "毛肚", 1, 10_000)]),
+            10_000,
+        )
+    };
+    let mut bodies = Vec::new();
+    for n in 0..12 {
+        bodies.push(hundred(format!("A-{n}"), Some(&a)));
+        bodies.push(hundred(format!("B-{n}"), Some(&b)));
+    }
+    for n in 1..=4 {
+        bodies.push(hundred(format!("C-{n}"), Some(&c)));
+    }
+    for n in 0..3 {
+        bodies.push(hundred(format!("WALKIN-{n}"), None));
+    }
+    // The same order twice in the burst.
+    bodies.push(hundred("A-0".into(), Some(&a)));
+    let replies = futures_util::future::join_all(bodies.into_iter().map(|b| order(&app, b))).await;
+    let created = replies.iter().filter(|r| r.status == 201).count();
+    let replayed_count = replies
+        .iter()
+        .filter(|r| r.status == 200 && replayed(r))
+        .count();
+    assert_eq!(
+        (created, replayed_count),
+        (31, 1),
+        "{:?}",
+        replies
+            .iter()
+            .map(|r| (r.status, &r.body))
+            .collect::<Vec<_>>()
+    );
+    let a0: Vec<&Reply> = replies
+        .iter()
+        .filter(|r| r.body["order_id"].is_string())
+        .filter(|r| r.body == replies[0].body)
+        .collect();
+    assert_eq!(a0.len(), 2, "the duplicate got the first answer");
+
+    for m in [&a, &b] {
+        // 5 × 100 at regular (the fifth crosses ¥500) + 7 × 120 at silver.
+        assert_eq!(balance(&app, m).await, 5 * 100 + 7 * 120, "member {m}");
+        let t = tier_view(&app, m).await;
+        assert_eq!(t["tier"], "silver");
+        assert_eq!(t["qualifying_spend_fen"], 120_000);
+        let history = t["history"].as_array().unwrap();
+        assert_eq!(history.len(), 1, "one upgrade: {history:?}");
+        assert_eq!(history[0]["qualifying_spend_fen"], 50_000);
+        let mut earned: Vec<i64> = entries(&app, m)
+            .await
+            .into_iter()
+            .map(|(kind, points)| {
+                assert_eq!(kind, "earn");
+                points
+            })
+            .collect();
+        earned.sort();
+        assert_eq!(earned, [vec![100; 5], vec![120; 7]].concat());
+    }
+    let c_view = points_view(&app, &c).await;
+    assert_eq!(c_view["owed"], 0, "the shortfall was paid back once");
+    assert_eq!(c_view["balance"], 4 * 100 - 100);
+    // One answer per new order, each with the balance after it.
+    let mut a_balances: Vec<i64> = replies
+        .iter()
+        .filter(|r| r.status == 201 && r.body["member_id"] == json!(a))
+        .map(|r| r.body["balance"].as_i64().unwrap())
+        .collect();
+    a_balances.sort();
+    assert_eq!(
+        a_balances,
+        [100, 200, 300, 400, 500, 620, 740, 860, 980, 1100, 1220, 1340]
+    );
+    assert_eq!(app.outbox_count("order.accrued").await, 1 + 24 + 4);
+    assert_eq!(app.outbox_count("tier.changed").await, 2);
+    assert_ledger_sound(&app).await;
+}
+
+/// A daily cap counts the points of earlier orders of the same burst.
+async fn a_burst_under_a_daily_cap_is_capped_once(app: TestApp) {
+    let m = member(&app).await;
+    let put = put_rules(
+        &app,
+        json!([{"id": "day_cap", "name": "每日上限 1000 分",
+            "effect": {"kind": "cap", "per_day": 1000}}]),
+    )
+    .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let at = ago(Duration::minutes(30));
+    let bodies = (0..12).map(|n| {
+        order_json(
+            &format!("CAP-{n}"),
+            Some(&m),
+            &at,
+            json!([dish("D001", "毛肚", 1, 10_000)]),
+            10_000,
+        )
+    });
+    let replies = futures_util::future::join_all(bodies.map(|b| order(&app, b))).await;
+    assert!(replies.iter().all(|r| r.status == 201));
+    let mut earned: Vec<i64> = replies
+        .iter()
+        .map(|r| r.body["points_earned"].as_i64().unwrap())
+        .collect();
+    earned.sort();
+    // 5 × 100, then 120 each until the day's 1,000 (620, 740, 860, 980),
+    // 20 more, then nothing.
+    assert_eq!(
+        earned,
+        [vec![0, 0, 20], vec![100; 5], vec![120; 4]].concat()
+    );
+    assert_eq!(balance(&app, &m).await, 1000);
     assert_ledger_sound(&app).await;
 }
 
