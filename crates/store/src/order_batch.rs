@@ -12,7 +12,6 @@ use crate::ledger::MemberLedger;
 use crate::StoreError;
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
-use std::collections::HashSet;
 
 /// The batch parameter `$<param>` as a table `<alias>` with these
 /// columns: a derived table on SQLite (`->>` gives SQL values of the JSON's
@@ -86,68 +85,39 @@ pub async fn lock_members(
     query.fetch_all(conn).await.store()
 }
 
+/// What the batch needs to know about one of its orders from what is stored.
 #[derive(Serialize)]
-struct OrderKey<'a> {
-    store_code: &'a str,
-    pos_order_id: &'a str,
-}
-
-/// Which of these `(store_code, pos_order_id)` are already stored.
-pub async fn existing_orders(
-    conn: &mut AnyConnection,
-    keys: &[(&str, &str)],
-) -> StoreResult<HashSet<(String, String)>> {
-    let rows: Vec<OrderKey> = keys
-        .iter()
-        .map(|(store_code, pos_order_id)| OrderKey {
-            store_code,
-            pos_order_id,
-        })
-        .collect();
-    let table = batch_table(
-        conn,
-        1,
-        "j",
-        &[("store_code", "TEXT"), ("pos_order_id", "TEXT")],
-    );
-    // A scalar subquery is run per batch row (an index lookup each) whatever
-    // the planner's statistics say; a join could become a scan of every order.
-    let found = sqlx::query(&format!(
-        "SELECT j.store_code, j.pos_order_id FROM {table} WHERE (SELECT 1 FROM orders o \
-         WHERE o.store_code = j.store_code AND o.pos_order_id = j.pos_order_id) IS NOT NULL"
-    ))
-    .bind(to_json(&rows)?)
-    .fetch_all(conn)
-    .await
-    .store()?;
-    found
-        .iter()
-        .map(|r| Ok((r.try_get(0).store()?, r.try_get(1).store()?)))
-        .collect()
-}
-
-/// One question about a member's stored orders (see [`past_orders`]).
-#[derive(Serialize)]
-pub struct PastOrdersAsk<'a> {
-    pub member_id: &'a str,
-    /// Qualifying spend of orders with `spend_from < occurred_at <= spend_to`.
+pub struct LookBack<'a> {
+    pub store_code: &'a str,
+    pub pos_order_id: &'a str,
+    /// `None` for an order without a member (its sums are 0).
+    pub member_id: Option<&'a str>,
+    /// Qualifying spend of the member's orders with `spend_from < occurred_at <= spend_to`.
     pub spend_from: i64,
     pub spend_to: i64,
-    /// Points earned on orders with `day_from <= occurred_at < day_to`.
+    /// Points earned on the member's orders with `day_from <= occurred_at < day_to`.
     pub day_from: i64,
     pub day_to: i64,
 }
 
-/// `(spend, points)` for each ask, in order.
-pub async fn past_orders(
-    conn: &mut AnyConnection,
-    asks: &[PastOrdersAsk<'_>],
-) -> StoreResult<Vec<(i64, i64)>> {
+/// The answer for one [`LookBack`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// `(store_code, pos_order_id)` is already stored.
+    pub stored: bool,
+    pub spend: i64,
+    pub points: i64,
+}
+
+/// One round trip for the whole batch. Each question is a scalar subquery,
+/// run per batch row as an index lookup whatever the planner's statistics
+/// say (a join could turn into a scan of every order).
+pub async fn look_back(conn: &mut AnyConnection, asks: &[LookBack<'_>]) -> StoreResult<Vec<Seen>> {
     #[derive(Serialize)]
     struct Numbered<'a> {
         k: usize,
         #[serde(flatten)]
-        ask: &'a PastOrdersAsk<'a>,
+        ask: &'a LookBack<'a>,
     }
     let rows: Vec<Numbered> = asks
         .iter()
@@ -160,6 +130,8 @@ pub async fn past_orders(
         "j",
         &[
             ("k", "BIGINT"),
+            ("store_code", "TEXT"),
+            ("pos_order_id", "TEXT"),
             ("member_id", "TEXT"),
             ("spend_from", "BIGINT"),
             ("spend_to", "BIGINT"),
@@ -169,6 +141,8 @@ pub async fn past_orders(
     );
     let found = sqlx::query(&format!(
         "SELECT CAST(j.k AS BIGINT), \
+         CAST(COALESCE((SELECT 1 FROM orders o WHERE o.store_code = j.store_code \
+           AND o.pos_order_id = j.pos_order_id), 0) AS BIGINT), \
          (SELECT CAST(COALESCE(SUM(o.qualifying_fen), 0) AS BIGINT) FROM orders o \
           WHERE o.member_id = j.member_id AND o.occurred_at > j.spend_from AND o.occurred_at <= j.spend_to), \
          (SELECT CAST(COALESCE(SUM(o.points_earned), 0) AS BIGINT) FROM orders o \
@@ -179,15 +153,26 @@ pub async fn past_orders(
     .fetch_all(conn)
     .await
     .store()?;
-    let mut sums = vec![(0, 0); asks.len()];
+    let mut seen = vec![
+        Seen {
+            stored: false,
+            spend: 0,
+            points: 0
+        };
+        asks.len()
+    ];
     for row in found {
         let k: i64 = row.try_get(0).store()?;
-        let slot = sums
+        let slot = seen
             .get_mut(k as usize)
-            .ok_or_else(|| StoreError::Corrupt(format!("past_orders answered for ask {k}")))?;
-        *slot = (row.try_get(1).store()?, row.try_get(2).store()?);
+            .ok_or_else(|| StoreError::Corrupt(format!("look_back answered for row {k}")))?;
+        *slot = Seen {
+            stored: row.try_get::<i64, _>(1).store()? == 1,
+            spend: row.try_get(2).store()?,
+            points: row.try_get(3).store()?,
+        };
     }
-    Ok(sums)
+    Ok(seen)
 }
 
 /// An order row as it is finally stored (member, points and answer known).
@@ -284,7 +269,7 @@ pub struct BatchRows<'a> {
 /// Write the batch in one round trip: one statement of data-modifying CTEs
 /// on PostgreSQL, one multi-statement query on SQLite (six parameters, each
 /// a table's rows as JSON). An order whose key another transaction stored
-/// since [`existing_orders`] makes the whole write fail (its lines would
+/// since [`look_back`] makes the whole write fail (its lines would
 /// reference a missing order, or the key is taken), and the caller rolls back.
 pub async fn write_rows(conn: &mut AnyConnection, rows: &BatchRows<'_>) -> StoreResult<()> {
     let orders = batch_table(
@@ -421,7 +406,7 @@ pub async fn write_rows(conn: &mut AnyConnection, rows: &BatchRows<'_>) -> Store
              SELECT 1"
         )
     } else {
-        // One writer: nothing can store a key between `existing_orders` and
+        // One writer: nothing can store a key between `look_back` and
         // here, and a plain INSERT fails loudly if it somehow did. Each lot
         // finds its entry by the partial unique index on earn entries.
         format!(

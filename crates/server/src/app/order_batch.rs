@@ -16,7 +16,7 @@ use super::{AppError, AppResult, Regulars};
 use regulars_store::ledger::MemberLedger;
 use regulars_store::order_batch::{
     self as repo, BatchEarn, BatchEvent, BatchItem, BatchMember, BatchOrder, BatchRows,
-    BatchTierChange, PastOrdersAsk,
+    BatchTierChange, LookBack,
 };
 use regulars_store::{now_ms, Conn};
 use std::collections::{HashMap, HashSet};
@@ -67,50 +67,39 @@ pub async fn write_batch(
         return Ok(None);
     }
 
-    // Which orders are new: not stored, and the first of their key here.
-    let keys: Vec<(&str, &str)> = batch
+    // What is stored: each key, and the member's past orders in the order's
+    // tier window and local day.
+    let daily_cap = config.rules.has_daily_cap();
+    let asks: Vec<LookBack> = batch
         .iter()
-        .map(|p| (p.store_code.as_str(), p.pos_order_id.as_str()))
-        .collect();
-    let stored = repo::existing_orders(conn, &keys).await?;
-    let mut seen = HashSet::new();
-    let fresh: Vec<bool> = keys
-        .iter()
-        .map(|&(store, pos)| {
-            !stored.contains(&(store.to_string(), pos.to_string())) && seen.insert((store, pos))
+        .map(|p| {
+            let at = p.order.occurred_at.timestamp_millis();
+            let (day_from, day_to) = if daily_cap && p.member_id.is_some() {
+                local_day_bounds(app, p.order.local_time)
+            } else {
+                (0, 0)
+            };
+            LookBack {
+                store_code: &p.store_code,
+                pos_order_id: &p.pos_order_id,
+                member_id: p.member_id.as_deref(),
+                spend_from: tier_window_start(at),
+                spend_to: at,
+                day_from,
+                day_to,
+            }
         })
         .collect();
-
-    // The members' stored orders in each new order's tier window and day.
-    let daily_cap = config.rules.has_daily_cap();
-    let mut asked = Vec::new();
-    let mut asks = Vec::new();
-    for (i, p) in batch.iter().enumerate() {
-        let Some(member_id) = p.member_id.as_deref().filter(|_| fresh[i]) else {
-            continue;
-        };
-        let at = p.order.occurred_at.timestamp_millis();
-        let (day_from, day_to) = if daily_cap {
-            local_day_bounds(app, p.order.local_time)
-        } else {
-            (0, 0)
-        };
-        asked.push(i);
-        asks.push(PastOrdersAsk {
-            member_id,
-            spend_from: tier_window_start(at),
-            spend_to: at,
-            day_from,
-            day_to,
-        });
-    }
-    let sums = if asks.is_empty() {
-        Vec::new()
-    } else {
-        repo::past_orders(conn, &asks).await?
-    };
-    let past_of: HashMap<usize, (&PastOrdersAsk, (i64, i64))> =
-        asked.into_iter().zip(asks.iter().zip(sums)).collect();
+    let seen = repo::look_back(conn, &asks).await?;
+    // New: not stored, and the first of its key in this batch.
+    let mut keys_here = HashSet::new();
+    let fresh: Vec<bool> = batch
+        .iter()
+        .zip(&seen)
+        .map(|(p, seen)| {
+            !seen.stored && keys_here.insert((p.store_code.as_str(), p.pos_order_id.as_str()))
+        })
+        .collect();
 
     let mut results = Vec::with_capacity(batch.len());
     let mut decided: Vec<Decided> = Vec::new();
@@ -121,19 +110,20 @@ pub async fn write_batch(
             continue;
         }
         let at = p.order.occurred_at.timestamp_millis();
-        let (receipt, member_id) = match (p.member_id.as_deref(), past_of.get(&i)) {
-            (Some(member_id), Some((ask, (spend, points)))) => {
+        let (receipt, member_id) = match p.member_id.as_deref() {
+            Some(member_id) => {
+                let (ask, past) = (&asks[i], seen[i]);
                 let member = members
                     .get_mut(member_id)
                     .ok_or(AppError::NotFound { what: "member" })?;
                 let earlier = decided.iter().filter(|d| d.member_id == member_id);
-                let spend_before = spend
+                let spend_before = past.spend
                     + earlier
                         .clone()
                         .filter(|d| d.at > ask.spend_from && d.at <= ask.spend_to)
                         .map(|d| d.eligible_fen)
                         .sum::<i64>();
-                let points_earned_today = points
+                let points_earned_today = past.points
                     + earlier
                         .filter(|d| d.at >= ask.day_from && d.at < ask.day_to)
                         .map(|d| d.points)
@@ -210,7 +200,7 @@ pub async fn write_batch(
                 };
                 (receipt, Some(member_id))
             }
-            _ => (unclaimed_receipt(p), None),
+            None => (unclaimed_receipt(p), None),
         };
         let recorded = Recorded::first(&receipt)?;
         rows.orders.push(BatchOrder {
