@@ -3,6 +3,9 @@
 
 /// Who may do what: roles, actions and the one permission matrix.
 pub mod access;
+/// Campaign delivery: consent, caps, quiet hours, control groups, templates,
+/// uplift, webhook signatures.
+pub mod campaign;
 /// Organisation → brands → regions → stores: codes and their validation.
 pub mod chain;
 /// Customer lifetime value: BG/NBD and Gamma-Gamma fitted by maximum likelihood.
