@@ -195,20 +195,13 @@ pub struct BatchOrder<'a> {
     pub created_at: i64,
 }
 
-/// An order line.
+/// An order line with its order and line number.
 #[derive(Serialize)]
 pub struct BatchItem<'a> {
     pub order_id: &'a str,
     pub line: i64,
-    pub sku: &'a str,
-    pub name: &'a str,
-    pub category: &'a str,
-    pub quantity: i64,
-    pub unit_price_fen: i64,
-    pub discount_fen: i64,
-    pub voided: i64,
-    pub comped: i64,
-    pub staff_meal: i64,
+    #[serde(flatten)]
+    pub item: crate::orders::ItemRow<'a>,
 }
 
 /// The earn entry of an order and the lot it opens.

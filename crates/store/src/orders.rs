@@ -46,6 +46,9 @@ pub async fn insert_order(conn: &mut AnyConnection, o: &NewOrderRow<'_>) -> Stor
     Ok(done.rows_affected() == 1)
 }
 
+/// An order line as stored. Serialised for batch writes with the flags as
+/// 0/1, the schema's booleans.
+#[derive(serde::Serialize)]
 pub struct ItemRow<'a> {
     pub sku: &'a str,
     pub name: &'a str,
@@ -53,9 +56,16 @@ pub struct ItemRow<'a> {
     pub quantity: i64,
     pub unit_price_fen: i64,
     pub discount_fen: i64,
+    #[serde(serialize_with = "as_0_or_1")]
     pub voided: bool,
+    #[serde(serialize_with = "as_0_or_1")]
     pub comped: bool,
+    #[serde(serialize_with = "as_0_or_1")]
     pub staff_meal: bool,
+}
+
+fn as_0_or_1<S: serde::Serializer>(flag: &bool, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_i64(i64::from(*flag))
 }
 
 /// All lines of an order in one statement.

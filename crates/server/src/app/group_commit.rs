@@ -23,6 +23,8 @@ use super::orders::{write_order, Ingested, PreparedOrder};
 use super::{AppError, AppResult, Regulars};
 use regulars_store::{commit, Backend};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Orders per transaction at most.
@@ -36,6 +38,25 @@ struct Job {
 /// The lanes of one running application.
 pub struct Lanes {
     senders: Vec<mpsc::Sender<Job>>,
+    counts: Arc<LaneCounts>,
+}
+
+/// How batches were written, for tests and operators: a batch that keeps
+/// falling back to one-by-one writing is a bug or a costly workload.
+#[derive(Debug, Default)]
+pub struct LaneCounts {
+    /// Batches of two or more orders written with one statement per table.
+    pub set_based: AtomicU64,
+    /// Batches written order by order in one transaction (see `write_batch`).
+    pub one_by_one: AtomicU64,
+    /// Batches rolled back and written again one transaction per order.
+    pub split: AtomicU64,
+}
+
+impl Lanes {
+    pub fn counts(&self) -> &LaneCounts {
+        &self.counts
+    }
 }
 
 fn lanes_for(backend: Backend) -> usize {
@@ -46,14 +67,15 @@ fn lanes_for(backend: Backend) -> usize {
 }
 
 fn start(app: &Regulars) -> Lanes {
+    let counts = Arc::new(LaneCounts::default());
     let senders = (0..lanes_for(app.db.backend))
         .map(|_| {
             let (tx, rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
-            tokio::spawn(run_lane(app.clone(), rx));
+            tokio::spawn(run_lane(app.clone(), rx, counts.clone()));
             tx
         })
         .collect();
-    Lanes { senders }
+    Lanes { senders, counts }
 }
 
 /// Write an order through its lane and wait for the commit.
@@ -71,7 +93,7 @@ pub async fn submit(app: &Regulars, order: PreparedOrder) -> AppResult<Ingested>
         .map_err(|_| AppError::unprocessable("shutting_down", "the server is stopping"))?
 }
 
-async fn run_lane(app: Regulars, mut rx: mpsc::Receiver<Job>) {
+async fn run_lane(app: Regulars, mut rx: mpsc::Receiver<Job>, counts: Arc<LaneCounts>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -81,7 +103,10 @@ async fn run_lane(app: Regulars, mut rx: mpsc::Receiver<Job>) {
             }
         }
         batch.sort_by(|a, b| a.order.member_id.cmp(&b.order.member_id));
-        if batch.len() == 1 || !write_together(&app, &mut batch).await {
+        if batch.len() > 1 && !write_together(&app, &mut batch, &counts).await {
+            counts.split.fetch_add(1, Ordering::Relaxed);
+        }
+        if !batch.is_empty() {
             for job in batch {
                 let result = write_alone(&app, &job.order).await;
                 let _ = job.reply.send(result);
@@ -92,16 +117,20 @@ async fn run_lane(app: Regulars, mut rx: mpsc::Receiver<Job>) {
 
 /// All of `batch` in one transaction. On success every job is answered and
 /// `true` is returned; on any failure nothing is kept and nobody is answered.
-async fn write_together(app: &Regulars, batch: &mut Vec<Job>) -> bool {
+async fn write_together(app: &Regulars, batch: &mut Vec<Job>, counts: &LaneCounts) -> bool {
     let Ok(mut tx) = app.db.begin().await else {
         return false;
     };
     let orders: Vec<&PreparedOrder> = batch.iter().map(|job| &job.order).collect();
     let results = match write_batch(app, &mut tx, &orders).await {
-        Ok(Some(results)) => results,
+        Ok(Some(results)) => {
+            counts.set_based.fetch_add(1, Ordering::Relaxed);
+            results
+        }
         // Something only the one-by-one path handles: the same transaction,
         // order after order.
         Ok(None) => {
+            counts.one_by_one.fetch_add(1, Ordering::Relaxed);
             let mut results = Vec::with_capacity(batch.len());
             for order in orders {
                 match write_order(app, &mut tx, order).await {

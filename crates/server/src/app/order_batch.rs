@@ -9,8 +9,8 @@
 
 use super::ledger::Recorded;
 use super::orders::{
-    local_day_bounds, plan_accrual, tier_window_start, unclaimed_receipt, Ingested, OrderReceipt,
-    PastOrders, PreparedOrder,
+    items_of, local_day_bounds, plan_accrual, tier_window_start, unclaimed_receipt, Ingested,
+    OrderReceipt, PastOrders, PreparedOrder,
 };
 use super::{AppError, AppResult, Regulars};
 use regulars_store::ledger::MemberLedger;
@@ -220,20 +220,16 @@ pub async fn write_batch(
             response_json: recorded.json.clone(),
             created_at: now,
         });
-        rows.items
-            .extend(p.order.lines.iter().enumerate().map(|(n, l)| BatchItem {
-                order_id: &p.order_id,
-                line: n as i64 + 1,
-                sku: &l.sku,
-                name: &l.name,
-                category: &l.category,
-                quantity: l.quantity,
-                unit_price_fen: l.unit_price_fen,
-                discount_fen: l.discount_fen,
-                voided: l.voided as i64,
-                comped: l.comped as i64,
-                staff_meal: l.staff_meal as i64,
-            }));
+        rows.items.extend(
+            items_of(&p.order)
+                .into_iter()
+                .enumerate()
+                .map(|(n, item)| BatchItem {
+                    order_id: &p.order_id,
+                    line: n as i64 + 1,
+                    item,
+                }),
+        );
         results.push(Ingested::Done(recorded));
     }
 

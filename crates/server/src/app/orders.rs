@@ -425,7 +425,7 @@ async fn resolve_member(
     }
 }
 
-fn items_of(order: &Order) -> Vec<ItemRow<'_>> {
+pub(crate) fn items_of(order: &Order) -> Vec<ItemRow<'_>> {
     order
         .lines
         .iter()

@@ -462,7 +462,18 @@ async fn a_burst_of_orders_earns_as_if_sent_one_after_another(app: TestApp) {
     );
     assert_eq!(app.outbox_count("order.accrued").await, 1 + 24 + 4);
     assert_eq!(app.outbox_count("tier.changed").await, 2);
+    assert_batches_were_set_based(&app);
     assert_ledger_sound(&app).await;
+}
+
+/// The burst really went through the batch path (not one by one), and no
+/// batch failed and had to be split.
+fn assert_batches_were_set_based(app: &TestApp) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let lanes = app.regulars.order_lanes.get().expect("lanes started");
+    let counts = lanes.counts();
+    assert!(counts.set_based.load(Relaxed) >= 1, "{counts:?}");
+    assert_eq!(counts.split.load(Relaxed), 0, "{counts:?}");
 }
 
 /// A daily cap counts the points of earlier orders of the same burst.
@@ -499,6 +510,7 @@ async fn a_burst_under_a_daily_cap_is_capped_once(app: TestApp) {
         [vec![0, 0, 20], vec![100; 5], vec![120; 4]].concat()
     );
     assert_eq!(balance(&app, &m).await, 1000);
+    assert_batches_were_set_based(&app);
     assert_ledger_sound(&app).await;
 }
 
