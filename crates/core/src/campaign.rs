@@ -273,6 +273,283 @@ pub fn decide(
 }
 
 // ---------------------------------------------------------------------------
+// The campaign itself
+// ---------------------------------------------------------------------------
+
+/// What starts a campaign's messages to a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Trigger {
+    /// Once, to the whole audience, at `send_at` (RFC 3339): holiday promotions.
+    Scheduled { send_at: String },
+    /// After sign-up.
+    Welcome,
+    /// `days_before` the member's birthday (0–30), with the tier's birthday pack.
+    Birthday { days_before: u32 },
+    /// On the anniversary of joining.
+    Anniversary,
+    /// When the member has not come for `days` (14–730) after coming before.
+    Dormant { days: u32 },
+    /// A VIP whose spend fell (from the nightly scoring): a staff call first.
+    VipDecline,
+    /// On an upgrade, and "¥N to the next tier".
+    TierUpgrade,
+    /// `days_before` points expire (1–90).
+    PointsExpiring { days_before: u32 },
+    /// `hours_after` an order (1–72): the survey invitation.
+    PostVisit { hours_after: u32 },
+    /// A new dish, to members whose taste matches it.
+    NewDish { sku: String },
+}
+
+impl Trigger {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Trigger::Scheduled { .. } => "scheduled",
+            Trigger::Welcome => "welcome",
+            Trigger::Birthday { .. } => "birthday",
+            Trigger::Anniversary => "anniversary",
+            Trigger::Dormant { .. } => "dormant",
+            Trigger::VipDecline => "vip_decline",
+            Trigger::TierUpgrade => "tier_upgrade",
+            Trigger::PointsExpiring { .. } => "points_expiring",
+            Trigger::PostVisit { .. } => "post_visit",
+            Trigger::NewDish { .. } => "new_dish",
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let within = |value: u32, low: u32, high: u32, what: &str| {
+            if (low..=high).contains(&value) {
+                Ok(())
+            } else {
+                Err(DomainError::invalid(
+                    "trigger",
+                    format!("{what} must be between {low} and {high}"),
+                ))
+            }
+        };
+        match self {
+            Trigger::Scheduled { send_at } => chrono::DateTime::parse_from_rfc3339(send_at)
+                .map(|_| ())
+                .map_err(|_| {
+                    DomainError::invalid(
+                        "trigger",
+                        "send_at must be RFC 3339 with offset, e.g. 2026-12-24T10:00:00+08:00",
+                    )
+                }),
+            Trigger::Birthday { days_before } => within(*days_before, 0, 30, "days_before"),
+            Trigger::Dormant { days } => within(*days, 14, 730, "days"),
+            Trigger::PointsExpiring { days_before } => within(*days_before, 1, 90, "days_before"),
+            Trigger::PostVisit { hours_after } => within(*hours_after, 1, 72, "hours_after"),
+            Trigger::NewDish { sku } if sku.trim().is_empty() || sku.chars().count() > 64 => Err(
+                DomainError::invalid("trigger", "sku must be 1–64 characters"),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One version of the message; members outside the control group are split
+/// between variants by weight (A/B tests).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: String,
+    #[serde(default = "one")]
+    pub weight: u32,
+    #[schema(value_type = Object)]
+    pub template: Template,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A campaign as marketing defines it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignSpec {
+    pub name: String,
+    pub trigger: Trigger,
+    /// A saved segment that narrows the audience (all members when absent).
+    #[serde(default)]
+    pub segment_id: Option<String>,
+    /// Channels in order of preference: each member gets the message on the
+    /// first one they may be reached on.
+    #[schema(value_type = Vec<String>)]
+    pub channels: Vec<DeliveryChannel>,
+    pub variants: Vec<Variant>,
+    /// Members held out and measured (‰); 100 = 10%.
+    #[serde(default = "ten_percent")]
+    pub control_permille: u32,
+    /// A coupon template issued with the message.
+    #[serde(default)]
+    pub coupon_template_id: Option<String>,
+    /// Points granted with the message.
+    #[serde(default)]
+    pub bonus_points: i64,
+    /// The most points and coupons the campaign may give away in all.
+    #[serde(default)]
+    pub budget_points: Option<i64>,
+    #[serde(default)]
+    pub budget_coupons: Option<i64>,
+    /// Visits and spend this many days after a message count for the campaign.
+    #[serde(default = "two_weeks")]
+    pub attribution_days: u32,
+}
+
+fn ten_percent() -> u32 {
+    100
+}
+
+fn two_weeks() -> u32 {
+    14
+}
+
+impl CampaignSpec {
+    pub fn validate(&self) -> Result<()> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(DomainError::invalid("name", "1–100 characters"));
+        }
+        self.trigger.validate()?;
+        if self.channels.is_empty() {
+            return Err(DomainError::invalid(
+                "channels",
+                "name at least one channel",
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if !self.channels.iter().all(|c| seen.insert(*c)) {
+            return Err(DomainError::invalid("channels", "a channel is named twice"));
+        }
+        if self.variants.is_empty() || self.variants.len() > 5 {
+            return Err(DomainError::invalid("variants", "1 to 5 variants"));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for v in &self.variants {
+            let n = v.name.trim();
+            if n.is_empty() || n.chars().count() > 40 || !names.insert(n) {
+                return Err(DomainError::invalid(
+                    "variants",
+                    "each variant needs its own name of 1–40 characters",
+                ));
+            }
+            v.template.validate()?;
+        }
+        let weights: Vec<u32> = self.variants.iter().map(|v| v.weight).collect();
+        validate_arms(self.control_permille, &weights)?;
+        if !(0..=100_000).contains(&self.bonus_points) {
+            return Err(DomainError::invalid("bonus_points", "0 to 100,000 points"));
+        }
+        for (field, budget) in [
+            ("budget_points", self.budget_points),
+            ("budget_coupons", self.budget_coupons),
+        ] {
+            if budget.is_some_and(|b| b < 0) {
+                return Err(DomainError::invalid(field, "must not be negative"));
+            }
+        }
+        if !(1..=90).contains(&self.attribution_days) {
+            return Err(DomainError::invalid("attribution_days", "1 to 90 days"));
+        }
+        Ok(())
+    }
+
+    pub fn weights(&self) -> Vec<u32> {
+        self.variants.iter().map(|v| v.weight).collect()
+    }
+}
+
+/// Where a campaign is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    Draft,
+    /// Its audience is above HQ's line: someone else must approve it.
+    PendingApproval,
+    Active,
+    Paused,
+    Ended,
+}
+
+impl CampaignStatus {
+    pub const ALL: [CampaignStatus; 5] = [
+        CampaignStatus::Draft,
+        CampaignStatus::PendingApproval,
+        CampaignStatus::Active,
+        CampaignStatus::Paused,
+        CampaignStatus::Ended,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignStatus::Draft => "draft",
+            CampaignStatus::PendingApproval => "pending_approval",
+            CampaignStatus::Active => "active",
+            CampaignStatus::Paused => "paused",
+            CampaignStatus::Ended => "ended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CampaignStatus> {
+        CampaignStatus::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Only a draft can be edited: what was approved is what runs.
+    pub fn editable(self) -> bool {
+        self == CampaignStatus::Draft
+    }
+}
+
+/// What marketing or HQ asks of a campaign's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusChange {
+    /// Submit a draft: active at once, or pending when the audience is above
+    /// the approval line.
+    Submit {
+        needs_approval: bool,
+    },
+    Approve,
+    /// Send back to draft with a reason (recorded by the caller).
+    Reject,
+    Pause,
+    Resume,
+    End,
+}
+
+/// The status after `change`, or why it is not allowed now.
+pub fn next_status(current: CampaignStatus, change: StatusChange) -> Result<CampaignStatus> {
+    use CampaignStatus::*;
+    let next = match (current, change) {
+        (Draft, StatusChange::Submit { needs_approval }) => {
+            if needs_approval {
+                PendingApproval
+            } else {
+                Active
+            }
+        }
+        (PendingApproval, StatusChange::Approve) => Active,
+        (PendingApproval, StatusChange::Reject) => Draft,
+        (Active, StatusChange::Pause) => Paused,
+        (Paused, StatusChange::Resume) => Active,
+        (Draft | PendingApproval | Active | Paused, StatusChange::End) => Ended,
+        _ => {
+            return Err(DomainError::invalid(
+                "status",
+                format!(
+                    "a campaign that is {} cannot be {change:?}",
+                    current.as_str()
+                )
+                .to_lowercase(),
+            ))
+        }
+    };
+    Ok(next)
+}
+
+// ---------------------------------------------------------------------------
 // Control group and variants
 // ---------------------------------------------------------------------------
 
@@ -956,6 +1233,148 @@ mod tests {
         assert_eq!(retry_delay(30, 0.0), Duration::hours(6));
         assert!(retry_delay(3, 0.99) < retry_delay(3, 0.0));
         assert!(retry_delay(3, 0.99) > Duration::seconds(90));
+    }
+
+    fn spec() -> CampaignSpec {
+        serde_json::from_value(serde_json::json!({
+            "name": "沉睡会员唤醒",
+            "trigger": {"kind": "dormant", "days": 60},
+            "channels": ["wechat", "sms", "inbox"],
+            "variants": [
+                {"name": "A", "template": {"zh": "{name}，好久不见！", "en": "{name}, we miss you!"}},
+                {"name": "B", "weight": 2, "template": {"zh": "{name}，送您一张券：{coupon}", "en": "{name}: {coupon}"}}
+            ]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_campaign_spec_reads_with_defaults_and_checks_each_field() {
+        let s = spec();
+        assert_eq!(s.control_permille, 100);
+        assert_eq!(s.attribution_days, 14);
+        assert_eq!(s.weights(), vec![1, 2]);
+        s.validate().unwrap();
+        let broken: Vec<(CampaignSpec, &str)> = vec![
+            (
+                CampaignSpec {
+                    name: " ".into(),
+                    ..spec()
+                },
+                "name",
+            ),
+            (
+                CampaignSpec {
+                    trigger: Trigger::Dormant { days: 3 },
+                    ..spec()
+                },
+                "trigger",
+            ),
+            (
+                CampaignSpec {
+                    trigger: Trigger::Scheduled {
+                        send_at: "tomorrow".into(),
+                    },
+                    ..spec()
+                },
+                "trigger",
+            ),
+            (
+                CampaignSpec {
+                    channels: vec![],
+                    ..spec()
+                },
+                "channels",
+            ),
+            (
+                CampaignSpec {
+                    channels: vec![DeliveryChannel::Sms, DeliveryChannel::Sms],
+                    ..spec()
+                },
+                "channels",
+            ),
+            (
+                CampaignSpec {
+                    variants: vec![],
+                    ..spec()
+                },
+                "variants",
+            ),
+            (
+                CampaignSpec {
+                    control_permille: 1000,
+                    ..spec()
+                },
+                "control_permille",
+            ),
+            (
+                CampaignSpec {
+                    bonus_points: -5,
+                    ..spec()
+                },
+                "bonus_points",
+            ),
+            (
+                CampaignSpec {
+                    budget_coupons: Some(-1),
+                    ..spec()
+                },
+                "budget_coupons",
+            ),
+            (
+                CampaignSpec {
+                    attribution_days: 0,
+                    ..spec()
+                },
+                "attribution_days",
+            ),
+        ];
+        for (s, field) in broken {
+            match s.validate() {
+                Err(DomainError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        let mut twice = spec();
+        twice.variants[1].name = "A".into();
+        assert!(twice.validate().is_err());
+        let mut unknown = spec();
+        unknown.variants[0].template.zh = "{phone}".into();
+        assert!(unknown.validate().is_err());
+        assert!(
+            serde_json::from_value::<CampaignSpec>(serde_json::json!({
+                "name": "x", "trigger": {"kind": "birthday"}, "channels": ["sms"], "variants": []
+            }))
+            .is_err(),
+            "birthday needs days_before"
+        );
+    }
+
+    #[test]
+    fn status_changes_follow_the_approval_flow() {
+        use CampaignStatus::*;
+        let submit = |needs_approval| StatusChange::Submit { needs_approval };
+        assert_eq!(next_status(Draft, submit(false)).unwrap(), Active);
+        assert_eq!(next_status(Draft, submit(true)).unwrap(), PendingApproval);
+        assert_eq!(
+            next_status(PendingApproval, StatusChange::Approve).unwrap(),
+            Active
+        );
+        assert_eq!(
+            next_status(PendingApproval, StatusChange::Reject).unwrap(),
+            Draft
+        );
+        assert_eq!(next_status(Active, StatusChange::Pause).unwrap(), Paused);
+        assert_eq!(next_status(Paused, StatusChange::Resume).unwrap(), Active);
+        assert_eq!(next_status(Active, StatusChange::End).unwrap(), Ended);
+        assert!(
+            next_status(Draft, StatusChange::Approve).is_err(),
+            "nothing to approve"
+        );
+        assert!(next_status(Active, StatusChange::Approve).is_err());
+        assert!(next_status(Ended, StatusChange::Resume).is_err());
+        assert!(next_status(Active, submit(false)).is_err());
+        assert!(Draft.editable() && !Active.editable());
     }
 
     proptest! {
