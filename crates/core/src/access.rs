@@ -101,13 +101,19 @@ pub enum Action {
     SegmentRead,
     /// Save, change and delete named segments.
     SegmentManage,
+    /// See campaigns and their results.
+    CampaignRead,
+    /// Create, change, submit, pause and end campaigns.
+    CampaignManage,
+    /// Approve a campaign above HQ's size line (not one's own).
+    CampaignApprove,
     RulesManage,
     StaffManage,
     AuditRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 27] = [
         Action::StoreRead,
         Action::StoreWrite,
         Action::MemberCreate,
@@ -129,6 +135,9 @@ impl Action {
         Action::FeedbackHandle,
         Action::SegmentRead,
         Action::SegmentManage,
+        Action::CampaignRead,
+        Action::CampaignManage,
+        Action::CampaignApprove,
         Action::RulesManage,
         Action::StaffManage,
         Action::AuditRead,
@@ -200,6 +209,9 @@ pub fn allows(role: Role, action: Action) -> bool {
         FeedbackHandle => &[HqAdmin, ServiceAgent, StoreManager],
         SegmentRead => &[HqAdmin, Marketing, Analyst, StoreManager],
         SegmentManage => &[HqAdmin, Marketing, Analyst],
+        CampaignRead => &[HqAdmin, Marketing, Analyst],
+        CampaignManage => &[HqAdmin, Marketing],
+        CampaignApprove => &[HqAdmin],
         RulesManage => &[HqAdmin, Marketing],
         StaffManage => &[HqAdmin],
         AuditRead => &[HqAdmin],

@@ -7,6 +7,8 @@
 pub mod analytics;
 /// Bulk writes of generated or imported history (COPY / multi-row INSERT).
 pub mod bulk;
+/// Campaigns: definitions, status and approval.
+pub mod campaigns;
 /// Brands, regions and stores.
 pub mod chain;
 /// Opening the database, pools and migrations.

@@ -10,6 +10,8 @@ pub mod alerts;
 pub mod analytics;
 /// Staff users, API keys, console sessions: who the caller is.
 pub mod auth;
+/// Campaigns: definitions, approval, status; HQ's delivery settings.
+pub mod campaigns;
 /// Brands, regions, stores.
 pub mod chain;
 /// The POS checkout quote and pay codes.

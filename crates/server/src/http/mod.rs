@@ -4,6 +4,8 @@
 
 /// HQ reports: `/api/v1/analytics/*`.
 pub mod analytics;
+/// `/api/v1/campaigns`, `/api/v1/campaign-settings`.
+pub mod campaigns;
 /// `/api/v1/checkout/quote`, pay codes.
 pub mod checkout;
 /// Errors → responses, in one place.
@@ -58,7 +60,7 @@ pub struct ApiState {
     info(title = "Regulars API", description = "Customer relationship and loyalty engine for restaurant chains. Amounts are integer fen; times RFC 3339."),
     modifiers(&BearerAuth),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
-    tags((name = "members"), (name = "orders"), (name = "points"), (name = "rewards"), (name = "feedback"), (name = "insights"), (name = "segments"), (name = "analytics"), (name = "stores"), (name = "operations"))
+    tags((name = "members"), (name = "orders"), (name = "points"), (name = "rewards"), (name = "feedback"), (name = "insights"), (name = "segments"), (name = "analytics"), (name = "campaigns"), (name = "stores"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -89,6 +91,7 @@ pub fn api() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(insights::router())
         .merge(feedback::router())
         .merge(analytics::router())
+        .merge(campaigns::router())
         .split_for_parts()
 }
 

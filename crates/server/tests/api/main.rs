@@ -5,6 +5,7 @@ mod helpers;
 
 mod access;
 mod analytics;
+mod campaigns;
 mod checkout;
 mod errors;
 mod family;
