@@ -211,9 +211,7 @@ pub async fn change(
         at,
     )
     .await?;
-    let row = repo::get(&mut tx, id)
-        .await?
-        .ok_or(AppError::NotFound { what: "campaign" })?;
+    let row = stored(&mut tx, id).await?;
     commit(tx).await?;
     view(row)
 }
@@ -221,11 +219,7 @@ pub async fn change(
 pub async fn get(app: &Regulars, caller: &Principal, id: &str) -> AppResult<CampaignView> {
     caller.check(Action::CampaignRead, None)?;
     let mut conn = app.db.reader().await?;
-    view(
-        repo::get(&mut conn, id)
-            .await?
-            .ok_or(AppError::NotFound { what: "campaign" })?,
-    )
+    view(stored(&mut conn, id).await?)
 }
 
 pub async fn list(
@@ -240,6 +234,13 @@ pub async fn list(
         .into_iter()
         .map(view)
         .collect()
+}
+
+/// The campaign `id`, or 404.
+async fn stored(conn: &mut Conn, id: &str) -> AppResult<CampaignRow> {
+    repo::get(conn, id)
+        .await?
+        .ok_or(AppError::NotFound { what: "campaign" })
 }
 
 /// Members the campaign's audience holds now: its segment, or every member.
@@ -288,10 +289,7 @@ pub async fn change_status(
         return Err(regulars_core::DomainError::invalid("note", "at most 500 characters").into());
     }
     let mut tx = app.db.begin().await?;
-    let row = repo::get(&mut tx, id)
-        .await?
-        .ok_or(AppError::NotFound { what: "campaign" })?;
-    let current = view(row.clone())?;
+    let current = view(stored(&mut tx, id).await?)?;
     let mut estimate = None;
     let change = match request {
         StatusRequest::Submit => {
@@ -358,9 +356,7 @@ pub async fn change_status(
         at,
     )
     .await?;
-    let row = repo::get(&mut tx, id)
-        .await?
-        .ok_or(AppError::NotFound { what: "campaign" })?;
+    let row = stored(&mut tx, id).await?;
     commit(tx).await?;
     view(row)
 }

@@ -10,7 +10,7 @@
 use super::ledger::Recorded;
 use super::orders::{
     items_of, local_day_bounds, plan_accrual, tier_window_start, unclaimed_receipt, Ingested,
-    OrderReceipt, PastOrders, PreparedOrder,
+    PastOrders, PreparedOrder,
 };
 use super::{AppError, AppResult, Regulars};
 use regulars_store::ledger::MemberLedger;
@@ -189,16 +189,7 @@ pub async fn write_batch(
                     ),
                     created_at: now,
                 });
-                let receipt = OrderReceipt {
-                    order_id: p.order_id.clone(),
-                    member_id: Some(member_id.to_string()),
-                    points_earned: plan.earning.points,
-                    explanation: plan.earning.lines,
-                    balance: Some(plan.balance),
-                    tier: Some(plan.tier_after),
-                    receipt_code: p.receipt_code.clone(),
-                };
-                (receipt, Some(member_id))
+                (plan.receipt(p, member_id), Some(member_id))
             }
             None => (unclaimed_receipt(p), None),
         };

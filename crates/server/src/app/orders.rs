@@ -160,9 +160,9 @@ pub fn tier_window_start(at_ms: i64) -> i64 {
 
 /// What accrual did, for the receipt.
 struct Accrued {
-    earning: Earning,
-    balance: i64,
-    tier: Tier,
+    plan: AccrualPlan,
+    /// The version the points were worked out with (the cache may have
+    /// moved on since).
     rule_version: i64,
 }
 
@@ -237,6 +237,19 @@ pub(crate) fn plan_accrual(
 }
 
 impl AccrualPlan {
+    /// The answer to the order `p` of `member_id`.
+    pub fn receipt(self, p: &PreparedOrder, member_id: &str) -> OrderReceipt {
+        OrderReceipt {
+            order_id: p.order_id.clone(),
+            member_id: Some(member_id.to_string()),
+            points_earned: self.earning.points,
+            explanation: self.earning.lines,
+            balance: Some(self.balance),
+            tier: Some(self.tier_after),
+            receipt_code: p.receipt_code.clone(),
+        }
+    }
+
     pub fn tier_change_reason(&self, order_id: &str) -> String {
         format!(
             "order {order_id}: 12-month spend ¥{}",
@@ -377,9 +390,7 @@ async fn accrue(
     )
     .await?;
     Ok(Accrued {
-        balance: plan.balance,
-        tier: plan.tier_after,
-        earning: plan.earning,
+        plan,
         rule_version: config.rules.version,
     })
 }
@@ -600,18 +611,7 @@ pub async fn write_order(
                 &p.actor,
             )
             .await?;
-            let receipt = OrderReceipt {
-                order_id: p.order_id.clone(),
-                member_id: Some(member.id.clone()),
-                points_earned: accrued.earning.points,
-                explanation: accrued.earning.lines,
-                balance: Some(accrued.balance),
-                tier: Some(accrued.tier),
-                receipt_code: p.receipt_code.clone(),
-            };
-            // The version the points were worked out with (the cache may
-            // have moved on since).
-            (receipt, accrued.rule_version)
+            (accrued.plan.receipt(p, &member.id), accrued.rule_version)
         }
         None => (
             unclaimed_receipt(p),
@@ -902,7 +902,7 @@ pub async fn claim_order(
         &mut tx,
         &order.id,
         member_id,
-        accrued.earning.points,
+        accrued.plan.earning.points,
         accrued.rule_version,
         now,
     )
@@ -910,10 +910,10 @@ pub async fn claim_order(
     commit(tx).await?;
     Ok(ClaimReceipt {
         order_id: order.id,
-        points_earned: accrued.earning.points,
-        explanation: accrued.earning.lines,
-        balance: accrued.balance,
-        tier: accrued.tier,
+        points_earned: accrued.plan.earning.points,
+        explanation: accrued.plan.earning.lines,
+        balance: accrued.plan.balance,
+        tier: accrued.plan.tier_after,
     })
 }
 
