@@ -178,21 +178,11 @@ pub async fn look_back(conn: &mut AnyConnection, asks: &[LookBack<'_>]) -> Store
 /// An order row as it is finally stored (member, points and answer known).
 #[derive(Serialize)]
 pub struct BatchOrder<'a> {
-    pub id: &'a str,
-    pub store_code: &'a str,
-    pub pos_order_id: &'a str,
-    pub member_id: Option<&'a str>,
-    pub channel: &'a str,
-    pub occurred_at: i64,
-    pub paid_fen: i64,
-    pub eligible_fen: i64,
-    pub party_size: Option<i64>,
-    pub receipt_code: &'a str,
-    pub request_hash: &'a str,
+    #[serde(flatten)]
+    pub row: crate::orders::NewOrderRow<'a>,
     pub points_earned: i64,
     pub rule_version: i64,
     pub response_json: String,
-    pub created_at: i64,
 }
 
 /// An order line with its order and line number.

@@ -3,6 +3,8 @@
 use crate::error::{SqlxResultExt, StoreResult};
 use sqlx::{AnyConnection, FromRow, Row};
 
+/// An order row to insert (serialised as is for batch writes).
+#[derive(serde::Serialize)]
 pub struct NewOrderRow<'a> {
     pub id: &'a str,
     pub store_code: &'a str,

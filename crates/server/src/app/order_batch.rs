@@ -195,21 +195,10 @@ pub async fn write_batch(
         };
         let recorded = Recorded::first(&receipt)?;
         rows.orders.push(BatchOrder {
-            id: &p.order_id,
-            store_code: &p.store_code,
-            pos_order_id: &p.pos_order_id,
-            member_id,
-            channel: p.order.channel.as_str(),
-            occurred_at: at,
-            paid_fen: p.order.paid_fen,
-            eligible_fen: p.order.eligible_fen(),
-            party_size: p.party_size,
-            receipt_code: &p.receipt_code,
-            request_hash: &p.hash,
+            row: p.row(member_id, now),
             points_earned: receipt.points_earned,
             rule_version: config.rules.version,
             response_json: recorded.json.clone(),
-            created_at: now,
         });
         rows.items.extend(
             items_of(&p.order)

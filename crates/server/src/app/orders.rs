@@ -540,6 +540,24 @@ pub struct PreparedOrder {
 }
 
 impl PreparedOrder {
+    /// The order's row, naming `member_id` as its member.
+    pub fn row<'a>(&'a self, member_id: Option<&'a str>, created_at: i64) -> NewOrderRow<'a> {
+        NewOrderRow {
+            id: &self.order_id,
+            store_code: &self.store_code,
+            pos_order_id: &self.pos_order_id,
+            member_id,
+            channel: self.order.channel.as_str(),
+            occurred_at: self.order.occurred_at.timestamp_millis(),
+            paid_fen: self.order.paid_fen,
+            eligible_fen: self.order.eligible_fen(),
+            party_size: self.party_size,
+            receipt_code: &self.receipt_code,
+            request_hash: &self.hash,
+            created_at,
+        }
+    }
+
     /// Orders of one member always go to the same writer lane (see
     /// `group_commit`), so they never wait on each other's row locks.
     pub fn lane_key(&self) -> &str {
@@ -575,25 +593,8 @@ pub async fn write_order(
         },
         None => None,
     };
-    let inserted = repo::insert_order(
-        conn,
-        &NewOrderRow {
-            id: &p.order_id,
-            store_code: &p.store_code,
-            pos_order_id: &p.pos_order_id,
-            // Set by `settle_order` with what it earned.
-            member_id: None,
-            channel: p.order.channel.as_str(),
-            occurred_at: p.order.occurred_at.timestamp_millis(),
-            paid_fen: p.order.paid_fen,
-            eligible_fen: p.order.eligible_fen(),
-            party_size: p.party_size,
-            receipt_code: &p.receipt_code,
-            request_hash: &p.hash,
-            created_at: now_ms(),
-        },
-    )
-    .await?;
+    // The member is set by `settle_order` with what the order earned.
+    let inserted = repo::insert_order(conn, &p.row(None, now_ms())).await?;
     if !inserted {
         return Ok(Ingested::Exists);
     }
