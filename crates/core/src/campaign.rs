@@ -278,7 +278,9 @@ pub fn decide(
 pub enum ChannelChoice {
     Send(DeliveryChannel),
     /// Every usable channel is in quiet hours: try again then.
-    Defer { until_local: NaiveDateTime },
+    Defer {
+        until_local: NaiveDateTime,
+    },
     /// No channel may be used; the reason of the most preferred channel
     /// (an opt-out or a cap says more to marketing than a missing consent on
     /// a fallback channel).
@@ -938,14 +940,20 @@ mod tests {
             past_sends: &[],
             local_now: at(h, 0),
         };
-        let prefs = [DeliveryChannel::Wechat, DeliveryChannel::Sms, DeliveryChannel::Inbox];
+        let prefs = [
+            DeliveryChannel::Wechat,
+            DeliveryChannel::Sms,
+            DeliveryChannel::Inbox,
+        ];
         assert_eq!(
             choose_channel(&policy, "c", &prefs, &member_at(&sms_only, 12), 0),
             ChannelChoice::Send(DeliveryChannel::Sms)
         );
         assert_eq!(
             choose_channel(&policy, "c", &prefs, &member_at(&sms_only, 22), 0),
-            ChannelChoice::Defer { until_local: at(9, 0) + Duration::days(1) }
+            ChannelChoice::Defer {
+                until_local: at(9, 0) + Duration::days(1)
+            }
         );
         assert_eq!(
             choose_channel(&policy, "c", &prefs, &member_at(&[], 22), 0),

@@ -275,6 +275,17 @@ pub async fn expiring_points(
 
 // ------------------------------------------------------------- who triggers find
 
+/// Whether anyone has entered the campaign yet.
+pub async fn has_entries(conn: &mut AnyConnection, campaign_id: &str) -> StoreResult<bool> {
+    let found =
+        sqlx::query_scalar::<_, i64>("SELECT 1 FROM campaign_sends WHERE campaign_id = $1 LIMIT 1")
+            .bind(campaign_id)
+            .fetch_optional(conn)
+            .await
+            .store()?;
+    Ok(found.is_some())
+}
+
 /// Every member not erased (a scheduled campaign without a segment).
 pub async fn member_ids(conn: &mut AnyConnection) -> StoreResult<Vec<String>> {
     sqlx::query_scalar::<_, String>("SELECT id FROM members WHERE erased_at IS NULL ORDER BY id")

@@ -171,7 +171,8 @@ fn compare(arm: String, treated: &[&Attribution], control: &[&Attribution]) -> U
     let count = |group: &[&Attribution], f: fn(&Attribution) -> bool| {
         group.iter().filter(|m| f(m)).count() as u64
     };
-    let spend = |group: &[&Attribution]| group.iter().map(|m| m.spend_fen as f64).collect::<Vec<_>>();
+    let spend =
+        |group: &[&Attribution]| group.iter().map(|m| m.spend_fen as f64).collect::<Vec<_>>();
     let (nt, nc) = (treated.len() as u64, control.len() as u64);
     Uplift {
         arm,

@@ -118,7 +118,10 @@ async fn load_campaign(app: &Regulars, id: &str) -> AppResult<Option<Live>> {
         return Ok(None);
     };
     let Ok(spec) = serde_json::from_str::<CampaignSpec>(&row.spec_json) else {
-        tracing::error!(campaign = id, "unreadable campaign definition; its sends wait");
+        tracing::error!(
+            campaign = id,
+            "unreadable campaign definition; its sends wait"
+        );
         return Ok(None);
     };
     let sent = repo::sent_count(&mut conn, id).await?;
@@ -135,6 +138,8 @@ struct Member {
     consents: Vec<(ConsentChannel, bool)>,
     past: Vec<PastSend>,
     expiring: Option<(i64, i64)>,
+    /// A message to the member is already planned in this batch.
+    planned_now: bool,
 }
 
 /// A message decided on, not yet delivered.
@@ -185,6 +190,19 @@ async fn send_batch(
             .copied()
             .filter(|c| channels.settings.configured(*c) && address(app, &member.row, *c).is_some())
             .collect();
+        if member.planned_now {
+            // Another campaign's message to this member is going out in this
+            // batch; whether it arrives decides caps and de-duplication, so
+            // this one goes back in the queue for the next batch, which sees
+            // that message recorded.
+            outcomes.push(SendOutcome {
+                status: "pending".into(),
+                next_attempt_at: now,
+                attempts_back: 1,
+                ..outcome(&claim)
+            });
+            continue;
+        }
         let recipient = Recipient {
             consents: &member.consents,
             unsubscribed: member.row.marketing_opt_out_at.is_some(),
@@ -212,7 +230,9 @@ async fn send_batch(
                     outcomes.push(skip(&claim, "budget_spent"));
                     continue;
                 }
-                let message = match prepare(app, campaign, member, &claim, channel, &base_url, now).await {
+                let message = match prepare(app, campaign, member, &claim, channel, &base_url, now)
+                    .await
+                {
                     Ok(m) => m,
                     Err(e) => {
                         tracing::error!(send = claim.id, error = %e, "message cannot be prepared");
@@ -225,12 +245,7 @@ async fn send_batch(
                     }
                 };
                 campaign.sent += 1;
-                // Later sends in this batch see this one (caps, one a day).
-                member.past.push(PastSend {
-                    campaign_id: claim.campaign_id.clone(),
-                    channel,
-                    at: now,
-                });
+                member.planned_now = true;
                 planned.push(Planned { claim, message });
             }
         }
@@ -356,6 +371,7 @@ async fn members_of(
                 consents: Vec::new(),
                 past: Vec::new(),
                 expiring: None,
+                planned_now: false,
             };
             (member.row.id.clone(), member)
         })
@@ -433,7 +449,10 @@ async fn prepare(
         ("expiring_points", expiring_points),
         ("expiring_date", expiring_date),
         ("coupon", coupon.unwrap_or_default()),
-        ("store", member.row.home_store_code.clone().unwrap_or_default()),
+        (
+            "store",
+            member.row.home_store_code.clone().unwrap_or_default(),
+        ),
         ("unsubscribe", unsubscribe_url.clone()),
     ]
     .into_iter()
@@ -445,7 +464,9 @@ async fn prepare(
         .variants
         .get(arm)
         .or_else(|| campaign.spec.variants.first())
-        .ok_or_else(|| AppError::unprocessable("invalid_campaign", "the campaign has no variant"))?;
+        .ok_or_else(|| {
+            AppError::unprocessable("invalid_campaign", "the campaign has no variant")
+        })?;
     let values: BTreeMap<&str, String> = variables
         .iter()
         .map(|(k, v)| (k.as_str(), v.clone()))

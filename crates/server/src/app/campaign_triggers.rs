@@ -93,7 +93,11 @@ async fn segment_members(conn: &mut Conn, id: &str, now: i64) -> AppResult<HashS
     let saved = segments::get_saved(conn, id).await?.ok_or_else(|| {
         AppError::unprocessable("unknown_segment", format!("no saved segment {id}"))
     })?;
-    let compiled = segments::compile(&regulars_core::segment::parse(&saved.expression)?, now, None);
+    let compiled = segments::compile(
+        &regulars_core::segment::parse(&saved.expression)?,
+        now,
+        None,
+    );
     let mut members = HashSet::new();
     let mut after: Option<String> = None;
     loop {
@@ -154,7 +158,10 @@ async fn found_by_trigger(
             let at = chrono::DateTime::parse_from_rfc3339(send_at)
                 .map(|t| t.timestamp_millis())
                 .unwrap_or(i64::MAX);
-            if now < at {
+            // The audience is who is in it when the time comes: taken once,
+            // by the first run after `send_at`; who joins later is not sent
+            // yesterday's promotion.
+            if now < at || repo::has_entries(conn, &campaign.id).await? {
                 Vec::new()
             } else {
                 repo::member_ids(conn)
@@ -175,7 +182,8 @@ async fn found_by_trigger(
             let dates: Vec<NaiveDate> = (0..=u64::from(*days_before))
                 .filter_map(|d| today.checked_add_days(Days::new(d)))
                 .collect();
-            let mut month_days: Vec<(u32, u32)> = dates.iter().map(|d| (d.month(), d.day())).collect();
+            let mut month_days: Vec<(u32, u32)> =
+                dates.iter().map(|d| (d.month(), d.day())).collect();
             if dates.iter().any(|d| d.month() == 2 && d.day() == 28) {
                 month_days.push((2, 29));
             }
@@ -263,8 +271,14 @@ mod tests {
 
     #[test]
     fn a_leap_day_birthday_is_kept_on_the_28th_in_other_years() {
-        assert_eq!(birthday_in(2027, 2, 29), NaiveDate::from_ymd_opt(2027, 2, 28));
-        assert_eq!(birthday_in(2028, 2, 29), NaiveDate::from_ymd_opt(2028, 2, 29));
+        assert_eq!(
+            birthday_in(2027, 2, 29),
+            NaiveDate::from_ymd_opt(2027, 2, 28)
+        );
+        assert_eq!(
+            birthday_in(2028, 2, 29),
+            NaiveDate::from_ymd_opt(2028, 2, 29)
+        );
         assert_eq!(birthday_in(2027, 4, 31), None);
     }
 

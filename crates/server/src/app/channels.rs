@@ -9,8 +9,8 @@
 //! message to them), e-mail as its `Message-ID`, the inbox as a unique key.
 
 use super::{AppError, AppResult, Regulars};
-use regulars_core::access::{Action, Principal};
 use base64::Engine;
+use regulars_core::access::{Action, Principal};
 use regulars_core::campaign::{sign_webhook, DeliveryChannel};
 use regulars_core::privacy::Slot;
 use regulars_store::{campaign_sends as repo, Conn};
@@ -272,11 +272,26 @@ pub async fn set_settings(
     let summary = format!(
         "sms={} wechat={} email={}",
         stored.sms.as_ref().map(|p| p.url.as_str()).unwrap_or("-"),
-        stored.wechat.as_ref().map(|p| p.url.as_str()).unwrap_or("-"),
-        stored.email.as_ref().map(|p| p.host.as_str()).unwrap_or("-"),
+        stored
+            .wechat
+            .as_ref()
+            .map(|p| p.url.as_str())
+            .unwrap_or("-"),
+        stored
+            .email
+            .as_ref()
+            .map(|p| p.host.as_str())
+            .unwrap_or("-"),
     );
-    regulars_store::staff::audit(&mut tx, &caller.actor, "campaign.channels", SETTINGS_KEY, &summary, at)
-        .await?;
+    regulars_store::staff::audit(
+        &mut tx,
+        &caller.actor,
+        "campaign.channels",
+        SETTINGS_KEY,
+        &summary,
+        at,
+    )
+    .await?;
     regulars_store::commit(tx).await?;
     let mut conn = app.db.reader().await?;
     Ok(load(app, &mut conn).await?.redacted())
@@ -509,15 +524,11 @@ impl ChannelAdapter for SmtpMailer {
         use lettre::message::MultiPart;
         use lettre::AsyncTransport;
         self.pacer.wait().await;
-        let to: lettre::message::Mailbox = m
-            .to
-            .parse()
-            .map_err(|_| ChannelError::Refused("the member's e-mail address is not valid".into()))?;
+        let to: lettre::message::Mailbox = m.to.parse().map_err(|_| {
+            ChannelError::Refused("the member's e-mail address is not valid".into())
+        })?;
         let message_id = format!("<{}@regulars>", m.send_id);
-        let plain = format!(
-            "{}\n\n退订 / Unsubscribe: {}\n",
-            m.text, m.unsubscribe_url
-        );
+        let plain = format!("{}\n\n退订 / Unsubscribe: {}\n", m.text, m.unsubscribe_url);
         let html = format!(
             "<!doctype html><html><body><p>{}</p><p style=\"color:#888;font-size:12px\">\
              <a href=\"{}\">退订 / Unsubscribe</a></p></body></html>",
@@ -591,7 +602,8 @@ impl Channels {
     }
 
     pub async fn deliver(&self, m: &OutgoingMessage) -> Result<Option<String>, ChannelError> {
-        let missing = || ChannelError::Refused(format!("no {} provider is set up", m.channel.as_str()));
+        let missing =
+            || ChannelError::Refused(format!("no {} provider is set up", m.channel.as_str()));
         match m.channel {
             DeliveryChannel::Sms => self.sms.as_ref().ok_or_else(missing)?.deliver(m).await,
             DeliveryChannel::Wechat => self.wechat.as_ref().ok_or_else(missing)?.deliver(m).await,

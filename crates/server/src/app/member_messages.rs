@@ -123,14 +123,26 @@ async fn opt_out(conn: &mut Conn, member_id: &str, source: &str) -> AppResult<bo
         return Ok(false);
     }
     for channel in ConsentChannel::ALL {
-        members::set_consent(conn, member_id, channel.as_str(), false, source, "member", at)
-            .await?;
+        members::set_consent(
+            conn,
+            member_id,
+            channel.as_str(),
+            false,
+            source,
+            "member",
+            at,
+        )
+        .await?;
     }
     Ok(true)
 }
 
 /// The one-click link in every message (`/u/{member}/{signature}`).
-pub async fn unsubscribe_by_link(app: &Regulars, member_id: &str, signature: &str) -> AppResult<()> {
+pub async fn unsubscribe_by_link(
+    app: &Regulars,
+    member_id: &str,
+    signature: &str,
+) -> AppResult<()> {
     if !app.signature_matches("unsubscribe", member_id, signature) {
         return Err(AppError::BadLink {
             expired: false,
@@ -183,8 +195,9 @@ pub async fn inbound_sms(
         300,
     )
     .map_err(|_| AppError::Unauthorized("the Regulars-Signature is missing or wrong"))?;
-    let sms: InboundSms = serde_json::from_slice(body)
-        .map_err(|e| AppError::unprocessable("invalid_body", format!("expected {{phone, text}}: {e}")))?;
+    let sms: InboundSms = serde_json::from_slice(body).map_err(|e| {
+        AppError::unprocessable("invalid_body", format!("expected {{phone, text}}: {e}"))
+    })?;
     let word = sms.text.trim().to_uppercase();
     if !STOP_WORDS.contains(&word.as_str()) {
         return Ok(InboundAnswer {

@@ -10,18 +10,18 @@ pub mod alerts;
 pub mod analytics;
 /// Staff users, API keys, console sessions: who the caller is.
 pub mod auth;
+/// What a campaign brought: funnel, visits, spend, uplift over control.
+pub mod campaign_results;
 /// Sending the campaign outbox: delivery rules at send time, rewards, retries.
 pub mod campaign_sender;
 /// Who enters a campaign and when: one row per (campaign, member, occasion).
 pub mod campaign_triggers;
-/// What a campaign brought: funnel, visits, spend, uplift over control.
-pub mod campaign_results;
 /// Campaigns: definitions, approval, status; HQ's delivery settings.
 pub mod campaigns;
-/// Message channels (SMS, WeChat, e-mail, inbox) behind one adapter.
-pub mod channels;
 /// Brands, regions, stores.
 pub mod chain;
+/// Message channels (SMS, WeChat, e-mail, inbox) behind one adapter.
+pub mod channels;
 /// The POS checkout quote and pay codes.
 pub mod checkout;
 /// Coupon templates, issuing, validating and redeeming coupons.

@@ -26,7 +26,10 @@ pub fn router() -> OpenApiRouter<ApiState> {
 
 /// The unsubscribe page and its one-click form.
 pub fn pages() -> Router<ApiState> {
-    Router::new().route("/u/{member}/{signature}", get(unsubscribe_page).post(unsubscribe))
+    Router::new().route(
+        "/u/{member}/{signature}",
+        get(unsubscribe_page).post(unsubscribe),
+    )
 }
 
 /// Campaign messages in the member's H5 inbox, newest first.
@@ -39,7 +42,9 @@ pub async fn member_inbox(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<InboxMessage>>> {
-    Ok(Json(member_messages::inbox(&state.regulars, &caller, &id).await?))
+    Ok(Json(
+        member_messages::inbox(&state.regulars, &caller, &id).await?,
+    ))
 }
 
 /// The member opened a message.
