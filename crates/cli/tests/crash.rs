@@ -13,20 +13,20 @@
 //! `REGULARS_CRASH_ORDERS` sets the number of orders (default 20000),
 //! `REGULARS_CRASH_SEED` the random seed (printed on every run).
 
+mod support;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use regulars_store::testing::{fresh_database, TempDir};
 use regulars_store::Backend;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+use support::{regulars, start_server, tail, Running};
 
-const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // test only
 const WORKERS: usize = 16;
 const MEMBERS: usize = 200;
 const STORES: [&str; 2] = ["CR01", "CR02"];
@@ -50,81 +50,6 @@ mod chaos {
 }
 
 // ---------------------------------------------------------------- processes
-
-fn regulars(url: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_regulars"));
-    cmd.arg("--database-url")
-        .arg(url)
-        .args(args)
-        .env("REGULARS_MASTER_KEY", MASTER_KEY)
-        .env("REGULARS_JOBS_INTERVAL_SECS", "0")
-        .env("REGULARS_LOG", "warn")
-        .env_remove("REGULARS_LISTEN")
-        .env_remove("REGULARS_LOG_FORMAT");
-    cmd
-}
-
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// `regulars serve` on a fresh port, stderr appended to `log`. Blocks until
-/// the server printed its address.
-fn start_server(url: &str, log: &Path) -> (Child, String) {
-    let err = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("log file");
-    let mut child = regulars(url, &["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(err))
-        .spawn()
-        .expect("serve starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        match lines.next() {
-            Some(Ok(line)) => {
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    break url.to_string();
-                }
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("serve exited before it listened; its log:\n{}", tail(log));
-            }
-        }
-    };
-    // Keep reading whatever else it prints, so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, base)
-}
-
-/// The running server, killed when the test ends however it ends.
-#[derive(Default)]
-struct Running(Mutex<Option<Child>>);
-
-impl Running {
-    fn put(&self, child: Child) {
-        *self.0.lock().unwrap() = Some(child);
-    }
-    /// SIGKILL (on Unix `Child::kill` sends SIGKILL) and reap.
-    fn kill(&self) {
-        if let Some(mut child) = self.0.lock().unwrap().take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 // ---------------------------------------------------------------- the work
 

@@ -230,7 +230,7 @@ pub async fn sends(
     if campaigns_repo::get(&mut conn, id).await?.is_none() {
         return Err(AppError::NotFound { what: "campaign" });
     }
-    let rows = repo::sends_of(&mut conn, id, status, limit.unwrap_or(500).clamp(1, 5_000)).await?;
+    let rows = repo::sends_of(&mut conn, id, status, limit.unwrap_or(500).clamp(1, 20_000)).await?;
     Ok(rows
         .into_iter()
         .map(|r| SendView {

@@ -73,7 +73,7 @@ pub async fn campaign_results(
 pub struct SendFilter {
     /// pending, sending, sent, control, skipped or dead (the dead letters).
     pub status: Option<String>,
-    /// At most this many (default 500, up to 5,000).
+    /// At most this many (default 500, up to 20,000).
     pub limit: Option<i64>,
 }
 
