@@ -37,6 +37,7 @@ pub struct JobReport {
     pub care_calls: u64,
     /// Members scored by the nightly scoring (0 when it already ran today).
     pub members_scored: u64,
+    pub webhooks: super::webhooks::WebhookReport,
 }
 
 /// Run every due job as of `now_ms`.
@@ -50,6 +51,7 @@ pub async fn run_due(app: &Regulars, now_ms: i64) -> AppResult<JobReport> {
     report.complaints_escalated = super::feedback::escalate_overdue(app, now_ms).await?;
     report.alerts_raised = super::alerts::raise(app, now_ms).await?;
     nightly_scoring(app, now_ms, &mut report).await?;
+    report.webhooks = super::webhooks::deliver_due(app, now_ms).await?;
     Ok(report)
 }
 
