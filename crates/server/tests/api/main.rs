@@ -18,3 +18,4 @@ mod regressions;
 mod rewards;
 mod segments;
 mod stores;
+mod webhooks;
