@@ -83,10 +83,8 @@ pub fn matches(patterns: &[String], kind: &str) -> bool {
     patterns.iter().any(|p| {
         p == "*"
             || p == kind
-            || p.strip_suffix(".*").is_some_and(|family| {
-                kind.split_once('.')
-                    .is_some_and(|(f, _)| f == family)
-            })
+            || p.strip_suffix(".*")
+                .is_some_and(|family| kind.split_once('.').is_some_and(|(f, _)| f == family))
     })
 }
 
@@ -238,6 +236,9 @@ mod tests {
             after_attempt(false, 2, 1_000, 0.0),
             (DeliveryStatus::Pending, 61_000)
         );
-        assert_eq!(after_attempt(false, MAX_ATTEMPTS, 1_000, 0.0).0, DeliveryStatus::Dead);
+        assert_eq!(
+            after_attempt(false, MAX_ATTEMPTS, 1_000, 0.0).0,
+            DeliveryStatus::Dead
+        );
     }
 }

@@ -32,8 +32,11 @@ pub const SETTLE_MS: i64 = 120_000;
 /// Outbox events read per fan-out batch, and batches per run.
 const FAN_OUT_BATCH: i64 = 500;
 const FAN_OUT_BATCHES: usize = 20;
-/// Claims per run (each up to `CLAIM_BATCH` deliveries).
-const CLAIM_BATCH: i64 = 64;
+/// Claims per run, each of up to `CLAIM_BATCH` deliveries: sent
+/// `CONCURRENCY` at a time, a claim takes at most 4 rounds of
+/// `SEND_TIMEOUT` (40 s), well inside its lease, so no claimed delivery
+/// waits past its lease for its turn and is taken by a second node.
+const CLAIM_BATCH: i64 = 4 * CONCURRENCY as i64;
 const CLAIM_ROUNDS: usize = 20;
 const MAX_URL_LEN: usize = 2_000;
 const MAX_DESCRIPTION: usize = 200;
@@ -134,8 +137,7 @@ fn view(row: &SubscriptionRow) -> AppResult<WebhookView> {
 
 fn delivery_view(row: repo::DeliveryRow) -> DeliveryView {
     DeliveryView {
-        body: serde_json::from_str(&row.payload)
-            .unwrap_or(serde_json::Value::String(row.payload)),
+        body: serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::String(row.payload)),
         next_attempt_at: (row.status == DeliveryStatus::Pending.as_str())
             .then_some(row.next_attempt_at),
         id: row.id,
@@ -168,7 +170,9 @@ fn new_secret() -> String {
 fn checked_url(url: &str) -> AppResult<String> {
     let url = url.trim();
     if url.len() > MAX_URL_LEN {
-        return Err(DomainError::invalid("url", format!("at most {MAX_URL_LEN} characters")).into());
+        return Err(
+            DomainError::invalid("url", format!("at most {MAX_URL_LEN} characters")).into(),
+        );
     }
     let parsed = reqwest::Url::parse(url)
         .map_err(|e| DomainError::invalid("url", format!("not an absolute URL: {e}")))?;
@@ -384,9 +388,10 @@ pub async fn deliveries(
     caller.check(Action::WebhookManage, None)?;
     let status = match status.map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
-        Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
-            DomainError::invalid("status", "one of pending, delivered, dead")
-        })?),
+        Some(s) => Some(
+            DeliveryStatus::parse(s)
+                .ok_or_else(|| DomainError::invalid("status", "one of pending, delivered, dead"))?,
+        ),
     };
     let mut conn = app.db.reader().await?;
     stored(&mut conn, id).await?;
@@ -401,7 +406,11 @@ pub async fn deliveries(
 
 /// Send a delivery again, whatever became of it: pending, due now, with a
 /// fresh run of attempts. Audited with what it was before.
-pub async fn replay(app: &Regulars, caller: &Principal, delivery_id: &str) -> AppResult<DeliveryView> {
+pub async fn replay(
+    app: &Regulars,
+    caller: &Principal,
+    delivery_id: &str,
+) -> AppResult<DeliveryView> {
     caller.check(Action::WebhookManage, None)?;
     let at = now_ms();
     let mut tx = app.db.begin().await?;
@@ -729,8 +738,8 @@ async fn send(
     match sent {
         Ok(response) => {
             let code = i64::from(response.status().as_u16());
-            let error = (!response.status().is_success())
-                .then(|| format!("HTTP {}", response.status()));
+            let error =
+                (!response.status().is_success()).then(|| format!("HTTP {}", response.status()));
             (Some(code), error)
         }
         Err(e) => {

@@ -169,7 +169,10 @@ async fn deliveries_are_signed_and_only_what_was_asked_for(app: TestApp) {
     let (_, _) = subscribe(&app, &off.url, json!(["*"]), false).await;
 
     let placed = simple_order(&app, "W-1", &m, 4_200).await;
-    let order_id = placed.body["order_id"].as_str().expect("order id").to_string();
+    let order_id = placed.body["order_id"]
+        .as_str()
+        .expect("order id")
+        .to_string();
     let report = run(&app, now_ms()).await;
     assert_eq!(report.queued, 1, "{report:?}");
     assert_eq!(report.delivered, 1, "{report:?}");
@@ -194,7 +197,8 @@ async fn deliveries_are_signed_and_only_what_was_asked_for(app: TestApp) {
     // one is detectable.
     assert_eq!(verify(&secret, r), Ok(()));
     let mut tampered = r.clone();
-    tampered.body = Bytes::from(String::from_utf8_lossy(&r.body).replace("order.accrued", "order.refunded"));
+    tampered.body =
+        Bytes::from(String::from_utf8_lossy(&r.body).replace("order.accrued", "order.refunded"));
     assert_eq!(verify(&secret, &tampered), Err(SignatureError::Mismatch));
     assert_eq!(verify(&"0".repeat(64), r), Err(SignatureError::Mismatch));
     let mut unsigned = r.clone();
@@ -263,10 +267,18 @@ async fn deliveries_are_signed_and_only_what_was_asked_for(app: TestApp) {
 
     // Deleted with its log.
     let gone = app
-        .send("DELETE", &format!("/api/v1/webhooks/{hook}"), Some(&app.admin_key), None)
+        .send(
+            "DELETE",
+            &format!("/api/v1/webhooks/{hook}"),
+            Some(&app.admin_key),
+            None,
+        )
         .await;
     assert_eq!(gone.status, 204, "{}", gone.body);
-    assert_eq!(app.get(&format!("/api/v1/webhooks/{hook}")).await.status, 404);
+    assert_eq!(
+        app.get(&format!("/api/v1/webhooks/{hook}")).await.status,
+        404
+    );
 }
 
 async fn failures_are_retried_with_backoff_until_delivered_then_never_again(app: TestApp) {
@@ -315,7 +327,10 @@ async fn failures_are_retried_with_backoff_until_delivered_then_never_again(app:
     let got = receiver.received();
     for r in &got {
         assert_eq!(r.body, got[0].body);
-        assert_eq!(r.header("regulars-delivery"), log[0]["id"].as_str().unwrap_or("?"));
+        assert_eq!(
+            r.header("regulars-delivery"),
+            log[0]["id"].as_str().unwrap_or("?")
+        );
         assert_eq!(verify(&secret, r), Ok(()));
     }
 }
@@ -345,7 +360,10 @@ async fn dead_letters_after_max_attempts_and_replay_sends_again(app: TestApp) {
     receiver.set_fail_first(0);
     let id = dead[0]["id"].as_str().expect("id").to_string();
     let replayed = app
-        .post(&format!("/api/v1/webhook-deliveries/{id}/replay"), json!({}))
+        .post(
+            &format!("/api/v1/webhook-deliveries/{id}/replay"),
+            json!({}),
+        )
         .await;
     assert_eq!(replayed.status, 200, "{}", replayed.body);
     assert_eq!(replayed.body["status"], "pending");
@@ -361,7 +379,10 @@ async fn dead_letters_after_max_attempts_and_replay_sends_again(app: TestApp) {
 
     // Replaying a delivered one sends it once more; the replays are audited.
     let again = app
-        .post(&format!("/api/v1/webhook-deliveries/{id}/replay"), json!({}))
+        .post(
+            &format!("/api/v1/webhook-deliveries/{id}/replay"),
+            json!({}),
+        )
         .await;
     assert_eq!(again.status, 200, "{}", again.body);
     run(&app, now_ms()).await;
@@ -372,7 +393,11 @@ async fn dead_letters_after_max_attempts_and_replay_sends_again(app: TestApp) {
         .expect("audit");
     let actions: Vec<_> = audit.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(actions, ["webhook.replay", "webhook.replay"]);
-    assert!(audit[0].detail.starts_with("dead after 8 attempts"), "{}", audit[0].detail);
+    assert!(
+        audit[0].detail.starts_with("dead after 8 attempts"),
+        "{}",
+        audit[0].detail
+    );
 }
 
 async fn concurrent_passes_deliver_each_event_once(app: TestApp) {
@@ -397,12 +422,18 @@ async fn concurrent_passes_deliver_each_event_once(app: TestApp) {
     assert_eq!(a.queued + b.queued, 6, "{a:?} {b:?}");
     assert_eq!(a.delivered + b.delivered, 6, "{a:?} {b:?}");
     // And a third and fourth pass, at once again, find nothing to do.
-    let (c, d) = tokio::join!(deliver_due(&app.regulars, at), deliver_due(&app.regulars, at));
+    let (c, d) = tokio::join!(
+        deliver_due(&app.regulars, at),
+        deliver_due(&app.regulars, at)
+    );
     assert_eq!(c.expect("c").attempted + d.expect("d").attempted, 0);
 
     let got = receiver.received();
     assert_eq!(got.len(), 6);
-    let mut ids: Vec<_> = got.iter().map(|r| r.header("regulars-delivery").to_string()).collect();
+    let mut ids: Vec<_> = got
+        .iter()
+        .map(|r| r.header("regulars-delivery").to_string())
+        .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 6, "each event once");
@@ -414,38 +445,80 @@ async fn concurrent_passes_deliver_each_event_once(app: TestApp) {
 async fn bad_input_unknown_ids_and_other_roles_are_refused(app: TestApp) {
     app.create_store("CD01", "成都").await;
     let cases = [
-        (json!({"url": "ftp://example.com/x", "event_kinds": ["order.*"]}), "invalid_field"),
-        (json!({"url": "not a url", "event_kinds": ["order.*"]}), "invalid_field"),
-        (json!({"url": "http://user:pw@example.com/", "event_kinds": ["*"]}), "invalid_field"),
-        (json!({"url": "https://example.com/h", "event_kinds": []}), "invalid_field"),
-        (json!({"url": "https://example.com/h", "event_kinds": ["orders.*"]}), "invalid_field"),
-        (json!({"url": "https://example.com/h", "event_kinds": ["order.shipped"]}), "invalid_field"),
-        (json!({"url": "https://example.com/h", "event_kinds": ["*"], "description": "x".repeat(201)}), "invalid_field"),
+        (
+            json!({"url": "ftp://example.com/x", "event_kinds": ["order.*"]}),
+            "invalid_field",
+        ),
+        (
+            json!({"url": "not a url", "event_kinds": ["order.*"]}),
+            "invalid_field",
+        ),
+        (
+            json!({"url": "http://user:pw@example.com/", "event_kinds": ["*"]}),
+            "invalid_field",
+        ),
+        (
+            json!({"url": "https://example.com/h", "event_kinds": []}),
+            "invalid_field",
+        ),
+        (
+            json!({"url": "https://example.com/h", "event_kinds": ["orders.*"]}),
+            "invalid_field",
+        ),
+        (
+            json!({"url": "https://example.com/h", "event_kinds": ["order.shipped"]}),
+            "invalid_field",
+        ),
+        (
+            json!({"url": "https://example.com/h", "event_kinds": ["*"], "description": "x".repeat(201)}),
+            "invalid_field",
+        ),
         (json!({"event_kinds": ["*"]}), "invalid_body"),
-        (json!({"url": "https://example.com/h", "event_kinds": "order.*"}), "invalid_body"),
-        (json!({"url": "https://example.com/h", "event_kinds": ["*"], "secret": "mine"}), "invalid_body"),
+        (
+            json!({"url": "https://example.com/h", "event_kinds": "order.*"}),
+            "invalid_body",
+        ),
+        (
+            json!({"url": "https://example.com/h", "event_kinds": ["*"], "secret": "mine"}),
+            "invalid_body",
+        ),
     ];
     for (body, code) in cases {
         let r = app.post("/api/v1/webhooks", body.clone()).await;
         assert_eq!((r.status, r.code()), (422, code), "{body}: {}", r.body);
-        assert!(r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
     }
     assert_eq!(app.get("/api/v1/webhooks").await.body, json!([]));
 
     let (hook, _) = subscribe(&app, "https://example.com/hook", json!(["coupon.*"]), true).await;
     let admin = Some(app.admin_key.as_str());
     let bad_patch = app
-        .send("PATCH", &format!("/api/v1/webhooks/{hook}"), admin,
-            Some(json!({"url": "mailto:hq@example.com"})))
+        .send(
+            "PATCH",
+            &format!("/api/v1/webhooks/{hook}"),
+            admin,
+            Some(json!({"url": "mailto:hq@example.com"})),
+        )
         .await;
     assert_eq!((bad_patch.status, bad_patch.code()), (422, "invalid_field"));
     let bad_kinds = app
-        .send("PATCH", &format!("/api/v1/webhooks/{hook}"), admin,
-            Some(json!({"event_kinds": ["nope"]})))
+        .send(
+            "PATCH",
+            &format!("/api/v1/webhooks/{hook}"),
+            admin,
+            Some(json!({"event_kinds": ["nope"]})),
+        )
         .await;
     assert_eq!((bad_kinds.status, bad_kinds.code()), (422, "invalid_field"));
-    let bad_status = app.get(&format!("/api/v1/webhooks/{hook}/deliveries?status=lost")).await;
-    assert_eq!((bad_status.status, bad_status.code()), (422, "invalid_field"));
+    let bad_status = app
+        .get(&format!("/api/v1/webhooks/{hook}/deliveries?status=lost"))
+        .await;
+    assert_eq!(
+        (bad_status.status, bad_status.code()),
+        (422, "invalid_field")
+    );
     let good = app
         .send("PATCH", &format!("/api/v1/webhooks/{hook}"), admin,
             Some(json!({"event_kinds": ["coupon.issued", "tier.*"], "url": "https://example.com/v2"})))
@@ -457,16 +530,36 @@ async fn bad_input_unknown_ids_and_other_roles_are_refused(app: TestApp) {
     // Unknown ids: 404, never 500.
     let missing: Vec<Reply> = vec![
         app.get("/api/v1/webhooks/nope").await,
-        app.send("PATCH", "/api/v1/webhooks/nope", admin, Some(json!({"active": false}))).await,
-        app.send("DELETE", "/api/v1/webhooks/nope", admin, None).await,
-        app.post("/api/v1/webhooks/nope/rotate-secret", json!({})).await,
+        app.send(
+            "PATCH",
+            "/api/v1/webhooks/nope",
+            admin,
+            Some(json!({"active": false})),
+        )
+        .await,
+        app.send("DELETE", "/api/v1/webhooks/nope", admin, None)
+            .await,
+        app.post("/api/v1/webhooks/nope/rotate-secret", json!({}))
+            .await,
         app.get("/api/v1/webhooks/nope/deliveries").await,
     ];
     for r in missing {
-        assert_eq!((r.status, r.code()), (404, "webhook_not_found"), "{}", r.body);
+        assert_eq!(
+            (r.status, r.code()),
+            (404, "webhook_not_found"),
+            "{}",
+            r.body
+        );
     }
-    let r = app.post("/api/v1/webhook-deliveries/nope/replay", json!({})).await;
-    assert_eq!((r.status, r.code()), (404, "delivery_not_found"), "{}", r.body);
+    let r = app
+        .post("/api/v1/webhook-deliveries/nope/replay", json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (404, "delivery_not_found"),
+        "{}",
+        r.body
+    );
 
     // Only hq_admin may see or change webhooks.
     for role in Role::ALL {
@@ -475,18 +568,45 @@ async fn bad_input_unknown_ids_and_other_roles_are_refused(app: TestApp) {
         let k = Some(key.as_str());
         let checks = [
             app.send("GET", "/api/v1/webhooks", k, None).await,
-            app.send("POST", "/api/v1/webhooks", k,
-                Some(json!({"url": "https://example.com/r", "event_kinds": ["*"]}))).await,
-            app.send("GET", &format!("/api/v1/webhooks/{hook}"), k, None).await,
-            app.send("PATCH", &format!("/api/v1/webhooks/{hook}"), k,
-                Some(json!({"description": format!("by {role}")}))).await,
-            app.send("GET", &format!("/api/v1/webhooks/{hook}/deliveries"), k, None).await,
+            app.send(
+                "POST",
+                "/api/v1/webhooks",
+                k,
+                Some(json!({"url": "https://example.com/r", "event_kinds": ["*"]})),
+            )
+            .await,
+            app.send("GET", &format!("/api/v1/webhooks/{hook}"), k, None)
+                .await,
+            app.send(
+                "PATCH",
+                &format!("/api/v1/webhooks/{hook}"),
+                k,
+                Some(json!({"description": format!("by {role}")})),
+            )
+            .await,
+            app.send(
+                "GET",
+                &format!("/api/v1/webhooks/{hook}/deliveries"),
+                k,
+                None,
+            )
+            .await,
         ];
         for r in checks {
             if allows(role, Action::WebhookManage) {
-                assert!((200..300).contains(&r.status), "{role}: {} {}", r.status, r.body);
+                assert!(
+                    (200..300).contains(&r.status),
+                    "{role}: {} {}",
+                    r.status,
+                    r.body
+                );
             } else {
-                assert_eq!((r.status, r.code()), (403, "forbidden"), "{role}: {}", r.body);
+                assert_eq!(
+                    (r.status, r.code()),
+                    (403, "forbidden"),
+                    "{role}: {}",
+                    r.body
+                );
             }
         }
         assert_eq!(allows(role, Action::WebhookManage), role == Role::HqAdmin);
