@@ -22,6 +22,7 @@ on_both_backends!(
     failures_are_retried_with_backoff_until_delivered_then_never_again,
     dead_letters_after_max_attempts_and_replay_sends_again,
     concurrent_passes_deliver_each_event_once,
+    a_lease_left_by_a_dead_node_is_taken_over_once_it_runs_out,
     bad_input_unknown_ids_and_other_roles_are_refused,
 );
 
@@ -149,6 +150,22 @@ fn verify(secret: &str, r: &Received) -> Result<(), SignatureError> {
     )
 }
 
+async fn fan_out_cursor(app: &TestApp) -> i64 {
+    let mut conn = app.regulars.db.reader().await.expect("conn");
+    sqlx::query_scalar("SELECT last_event_id FROM webhook_cursor WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("cursor")
+}
+
+async fn last_event_id(app: &TestApp) -> i64 {
+    let mut conn = app.regulars.db.reader().await.expect("conn");
+    sqlx::query_scalar("SELECT CAST(MAX(id) AS BIGINT) FROM outbox_events")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("max id")
+}
+
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
 
@@ -204,6 +221,19 @@ async fn deliveries_are_signed_and_only_what_was_asked_for(app: TestApp) {
     let mut unsigned = r.clone();
     unsigned.headers.remove("regulars-signature");
     assert_eq!(verify(&secret, &unsigned), Err(SignatureError::Malformed));
+
+    // The secret is encrypted at rest.
+    let mut conn = app.regulars.db.reader().await.expect("conn");
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT secret_enc FROM webhook_subscriptions WHERE id = $1")
+            .bind(&hook)
+            .fetch_one(&mut *conn)
+            .await
+            .expect("secret_enc");
+    drop(conn);
+    assert!(!stored
+        .windows(16)
+        .any(|w| secret.as_bytes().windows(16).any(|s| s == w)));
 
     // Nothing for kinds not asked for, nothing for an inactive subscription.
     assert_eq!(coupons.count(), 0);
@@ -315,6 +345,8 @@ async fn failures_are_retried_with_backoff_until_delivered_then_never_again(app:
     run(&app, t2 + 7 * 24 * HOUR).await;
     run(&app, t2 + 30 * 24 * HOUR).await;
     assert_eq!(receiver.count(), 3);
+    // Once the events are old enough, the fan-out cursor has moved past them.
+    assert_eq!(fan_out_cursor(&app).await, last_event_id(&app).await);
 
     let log = deliveries(&app, &hook, None).await;
     assert_eq!(log.len(), 1);
@@ -440,6 +472,48 @@ async fn concurrent_passes_deliver_each_event_once(app: TestApp) {
     let log = deliveries(&app, &hook, Some("delivered")).await;
     assert_eq!(log.len(), 6);
     assert!(log.iter().all(|d| d["attempts"] == 1));
+}
+
+/// A node claims a delivery and dies before sending it: nobody else sends
+/// it while its lease lives; afterwards the next pass does, once.
+async fn a_lease_left_by_a_dead_node_is_taken_over_once_it_runs_out(app: TestApp) {
+    use regulars_server::app::webhooks::LEASE_MS;
+    let m = member(&app).await;
+    let receiver = Receiver::start(0).await;
+    let (hook, _) = subscribe(&app, &receiver.url, json!(["order.*"]), true).await;
+    simple_order(&app, "L-1", &m, 2_500).await;
+    let t0 = now_ms();
+    // A first pass queues it and its first attempt fails: due again within 30 s.
+    receiver.set_fail_first(usize::MAX);
+    let first = run(&app, t0).await;
+    assert_eq!(first.retrying, 1, "{first:?}");
+    receiver.set_fail_first(0);
+    let due = t0 + 31_000;
+    let claimed = {
+        let mut conn = app.regulars.db.writer().await.expect("conn");
+        regulars_store::webhooks::claim_due(
+            &mut conn,
+            app.regulars.db.backend,
+            due,
+            due + LEASE_MS,
+            10,
+        )
+        .await
+        .expect("claim")
+    };
+    assert_eq!(claimed.len(), 1, "the dead node's claim");
+    // While the lease lives, other passes leave it alone.
+    run(&app, due).await;
+    run(&app, due + LEASE_MS - 1).await;
+    assert_eq!(receiver.count(), 1);
+    // After it, it is sent once, and its log says so.
+    let taken = run(&app, due + LEASE_MS).await;
+    assert_eq!(taken.delivered, 1, "{taken:?}");
+    run(&app, due + 2 * LEASE_MS).await;
+    assert_eq!(receiver.count(), 2);
+    let log = deliveries(&app, &hook, None).await;
+    assert_eq!(log[0]["status"], "delivered");
+    assert_eq!(log[0]["attempts"], 2);
 }
 
 async fn bad_input_unknown_ids_and_other_roles_are_refused(app: TestApp) {
