@@ -272,8 +272,47 @@ pub fn decide(
     Decision::Send
 }
 
+/// What the sender does with one message: the first of the campaign's
+/// channels (in marketing's order of preference) the member may be reached on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelChoice {
+    Send(DeliveryChannel),
+    /// Every usable channel is in quiet hours: try again then.
+    Defer {
+        until_local: NaiveDateTime,
+    },
+    /// No channel may be used; the reason of the most preferred channel
+    /// (an opt-out or a cap says more to marketing than a missing consent on
+    /// a fallback channel).
+    Skip(SkipReason),
+}
+
+/// Ask [`decide`] for each channel in order: a channel that may be used now
+/// wins; a quiet-hours delay on a preferred channel beats sending on a
+/// worse one now (the guest chose that channel), so the message waits.
+pub fn choose_channel(
+    policy: &DeliveryPolicy,
+    campaign_id: &str,
+    channels: &[DeliveryChannel],
+    member: &Recipient<'_>,
+    now_ms: i64,
+) -> ChannelChoice {
+    let mut first_skip = None;
+    for channel in channels {
+        match decide(policy, campaign_id, *channel, member, now_ms) {
+            Decision::Send => return ChannelChoice::Send(*channel),
+            Decision::Defer { until_local } => return ChannelChoice::Defer { until_local },
+            Decision::Skip(reason) => {
+                first_skip.get_or_insert(reason);
+            }
+        }
+    }
+    ChannelChoice::Skip(first_skip.unwrap_or(SkipReason::NoConsent))
+}
+
 // ---------------------------------------------------------------------------
 // The campaign itself
+
 // ---------------------------------------------------------------------------
 
 /// What starts a campaign's messages to a member.
@@ -889,6 +928,41 @@ mod tests {
         NaiveDate::from_ymd_opt(2026, 11, 24)
             .and_then(|d| d.and_hms_opt(h, m, 0))
             .unwrap()
+    }
+
+    #[test]
+    fn the_first_reachable_channel_is_chosen_and_quiet_hours_wait_for_it() {
+        let policy = DeliveryPolicy::default();
+        let sms_only = [(ConsentChannel::Sms, true)];
+        let member_at = |consents, h| Recipient {
+            consents,
+            unsubscribed: false,
+            past_sends: &[],
+            local_now: at(h, 0),
+        };
+        let prefs = [
+            DeliveryChannel::Wechat,
+            DeliveryChannel::Sms,
+            DeliveryChannel::Inbox,
+        ];
+        assert_eq!(
+            choose_channel(&policy, "c", &prefs, &member_at(&sms_only, 12), 0),
+            ChannelChoice::Send(DeliveryChannel::Sms)
+        );
+        assert_eq!(
+            choose_channel(&policy, "c", &prefs, &member_at(&sms_only, 22), 0),
+            ChannelChoice::Defer {
+                until_local: at(9, 0) + Duration::days(1)
+            }
+        );
+        assert_eq!(
+            choose_channel(&policy, "c", &prefs, &member_at(&[], 22), 0),
+            ChannelChoice::Send(DeliveryChannel::Inbox)
+        );
+        assert_eq!(
+            choose_channel(&policy, "c", &prefs[..2], &member_at(&[], 12), 0),
+            ChannelChoice::Skip(SkipReason::NoConsent)
+        );
     }
 
     const ALL_CONSENTS: [(ConsentChannel, bool); 3] = [

@@ -13,6 +13,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 pub const EVENT_KINDS: &[&str] = &[
     "alert.complaint_rate",
     "birthday.gift",
+    "campaign.reward",
     "complaint.compensation",
     "complaint.escalated",
     "complaint.opened",

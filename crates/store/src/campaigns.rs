@@ -104,7 +104,8 @@ pub async fn set_status(conn: &mut AnyConnection, u: &StatusUpdate<'_>) -> Store
         "UPDATE campaigns SET status = $3, \
          submitted_by = COALESCE($4, submitted_by), \
          approved_by = CASE WHEN $5 = '' THEN approved_by ELSE $5 END, \
-         approved_at = CASE WHEN $5 = '' THEN approved_at ELSE $7 END, \
+         approved_at = CASE WHEN $5 <> '' THEN $7 \
+           WHEN $3 = 'active' AND approved_at IS NULL THEN $7 ELSE approved_at END, \
          audience_estimate = CASE WHEN $6 < 0 THEN audience_estimate ELSE $6 END, \
          updated_at = $7 \
          WHERE id = $1 AND status = $2",

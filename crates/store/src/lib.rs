@@ -7,6 +7,8 @@
 pub mod analytics;
 /// Bulk writes of generated or imported history (COPY / multi-row INSERT).
 pub mod bulk;
+/// The campaign outbox, who triggers find, the inbox, opt-outs, results rows.
+pub mod campaign_sends;
 /// Campaigns: definitions, status and approval.
 pub mod campaigns;
 /// Brands, regions and stores.

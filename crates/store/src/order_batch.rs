@@ -17,7 +17,7 @@ use sqlx::{AnyConnection, Row};
 /// columns: a derived table on SQLite (`->>` gives SQL values of the JSON's
 /// types), a typed record set on PostgreSQL. Statements name the columns as
 /// `<alias>.<column>` and read the same on both backends.
-fn batch_table(
+pub(crate) fn batch_table(
     conn: &AnyConnection,
     param: usize,
     alias: &str,
@@ -40,11 +40,11 @@ fn batch_table(
     }
 }
 
-fn is_postgres(conn: &AnyConnection) -> bool {
+pub(crate) fn is_postgres(conn: &AnyConnection) -> bool {
     conn.backend_name() == "PostgreSQL"
 }
 
-fn to_json<T: Serialize>(rows: &[T]) -> StoreResult<String> {
+pub(crate) fn to_json<T: Serialize>(rows: &[T]) -> StoreResult<String> {
     serde_json::to_string(rows)
         .map_err(|e| StoreError::Corrupt(format!("a batch does not serialise: {e}")))
 }

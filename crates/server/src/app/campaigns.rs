@@ -78,6 +78,11 @@ pub async fn settings(app: &Regulars, caller: &Principal) -> AppResult<CampaignS
     stored_settings(&mut conn).await
 }
 
+/// HQ's delivery rules as stored (the sender reads them at send time).
+pub(crate) async fn delivery_policy(conn: &mut Conn) -> AppResult<DeliveryPolicy> {
+    Ok(stored_settings(conn).await?.delivery)
+}
+
 async fn stored_settings(conn: &mut Conn) -> AppResult<CampaignSettings> {
     match staff::get_setting(conn, SETTINGS_KEY).await? {
         Some(json) => serde_json::from_str(&json).map_err(|e| {

@@ -37,6 +37,10 @@ pub struct JobReport {
     pub care_calls: u64,
     /// Members scored by the nightly scoring (0 when it already ran today).
     pub members_scored: u64,
+    /// Members who entered a campaign (both arms; 0 on a rerun).
+    pub campaign_entries: u64,
+    /// What the campaign sender did.
+    pub campaign_messages: super::campaign_sender::SendReport,
     pub webhooks: super::webhooks::WebhookReport,
 }
 
@@ -51,6 +55,8 @@ pub async fn run_due(app: &Regulars, now_ms: i64) -> AppResult<JobReport> {
     report.complaints_escalated = super::feedback::escalate_overdue(app, now_ms).await?;
     report.alerts_raised = super::alerts::raise(app, now_ms).await?;
     nightly_scoring(app, now_ms, &mut report).await?;
+    report.campaign_entries = super::campaign_triggers::enqueue_due(app, now_ms).await?;
+    report.campaign_messages = super::campaign_sender::send_due(app, now_ms).await?;
     report.webhooks = super::webhooks::deliver_due(app, now_ms).await?;
     Ok(report)
 }

@@ -10,10 +10,18 @@ pub mod alerts;
 pub mod analytics;
 /// Staff users, API keys, console sessions: who the caller is.
 pub mod auth;
+/// What a campaign brought: funnel, visits, spend, uplift over control.
+pub mod campaign_results;
+/// Sending the campaign outbox: delivery rules at send time, rewards, retries.
+pub mod campaign_sender;
+/// Who enters a campaign and when: one row per (campaign, member, occasion).
+pub mod campaign_triggers;
 /// Campaigns: definitions, approval, status; HQ's delivery settings.
 pub mod campaigns;
 /// Brands, regions, stores.
 pub mod chain;
+/// Message channels (SMS, WeChat, e-mail, inbox) behind one adapter.
+pub mod channels;
 /// The POS checkout quote and pay codes.
 pub mod checkout;
 /// Coupon templates, issuing, validating and redeeming coupons.
@@ -30,6 +38,8 @@ pub mod insights;
 pub mod jobs;
 /// Posting to the points ledger; idempotent results; loyalty settings.
 pub mod ledger;
+/// The member's inbox, messaging preferences and marketing opt-out.
+pub mod member_messages;
 /// Members: registration, lookup, profile, tags, consents, personal data.
 pub mod members;
 /// A group-commit batch of orders written with one statement per table.

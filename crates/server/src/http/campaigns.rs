@@ -5,7 +5,9 @@
 use super::error::{ErrorBody, Result};
 use super::extract::{Caller, Json, Path, Query};
 use super::ApiState;
+use crate::app::campaign_results::{self, CampaignResults, SendView};
 use crate::app::campaigns::{self, CampaignSettings, CampaignView, StatusRequest};
+use crate::app::channels::{self, ChannelSettings};
 use axum::extract::State;
 use axum::http::StatusCode;
 use regulars_core::campaign::{CampaignSpec, CampaignStatus};
@@ -19,6 +21,98 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(get_campaign, change_campaign))
         .routes(routes!(campaign_status))
         .routes(routes!(campaign_settings, set_campaign_settings))
+        .routes(routes!(channel_settings, set_channel_settings))
+        .routes(routes!(campaign_results))
+        .routes(routes!(campaign_sends))
+        .routes(routes!(retry_send))
+}
+
+/// HQ's message providers (secrets never shown).
+#[utoipa::path(get, path = "/api/v1/campaign-channels", tag = "campaigns",
+    responses((status = 200, body = ChannelSettings)), security(("api_key" = [])))]
+pub async fn channel_settings(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+) -> Result<Json<ChannelSettings>> {
+    Ok(Json(channels::settings(&state.regulars, &caller).await?))
+}
+
+/// Set the SMS and WeChat gateways, the SMTP server and the public address.
+#[utoipa::path(put, path = "/api/v1/campaign-channels", tag = "campaigns",
+    request_body = ChannelSettings,
+    responses((status = 200, body = ChannelSettings), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn set_channel_settings(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Json(input): Json<ChannelSettings>,
+) -> Result<Json<ChannelSettings>> {
+    Ok(Json(
+        channels::set_settings(&state.regulars, &caller, input).await?,
+    ))
+}
+
+/// Reached, delivered, opened, redeemed, visits and spend per arm, and the
+/// uplift over the control group with 95% intervals.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/results", tag = "campaigns",
+    params(("id" = String, Path)),
+    responses((status = 200, body = CampaignResults), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn campaign_results(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<CampaignResults>> {
+    Ok(Json(
+        campaign_results::results(&state.regulars, &caller, &id).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SendFilter {
+    /// pending, sending, sent, control, skipped or dead (the dead letters).
+    pub status: Option<String>,
+    /// At most this many (default 500, up to 5,000).
+    pub limit: Option<i64>,
+}
+
+/// The campaign's messages, one per member and occasion.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/sends", tag = "campaigns",
+    params(("id" = String, Path), SendFilter),
+    responses((status = 200, body = [SendView]), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn campaign_sends(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Query(filter): Query<SendFilter>,
+) -> Result<Json<Vec<SendView>>> {
+    Ok(Json(
+        campaign_results::sends(
+            &state.regulars,
+            &caller,
+            &id,
+            filter.status.as_deref(),
+            filter.limit,
+        )
+        .await?,
+    ))
+}
+
+/// Put a dead letter back in the queue.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/sends/{send_id}/retry", tag = "campaigns",
+    params(("id" = String, Path), ("send_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn retry_send(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path((id, send_id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    campaign_results::retry(&state.regulars, &caller, &id, &send_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

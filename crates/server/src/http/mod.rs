@@ -20,6 +20,8 @@ pub mod health;
 pub mod insights;
 /// `/api/v1/members`.
 pub mod members;
+/// Inbox, messaging preferences, SMS replies, the unsubscribe page.
+pub mod messages;
 /// `/api/v1/orders`: ingest, refunds, preview, claims.
 pub mod orders;
 /// Points, tiers, redemptions, earning rules.
@@ -94,6 +96,7 @@ pub fn api() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(feedback::router())
         .merge(analytics::router())
         .merge(campaigns::router())
+        .merge(messages::router())
         .merge(webhooks::router())
         .split_for_parts()
 }
@@ -135,6 +138,7 @@ pub fn router(regulars: Regulars) -> Router {
     )
     .merge(crate::console::router())
     .merge(table::router())
+    .merge(messages::pages())
     .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route") })
     .method_not_allowed_fallback(|| async {
         ApiError::new(

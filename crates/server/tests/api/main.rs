@@ -5,6 +5,7 @@ mod helpers;
 
 mod access;
 mod analytics;
+mod campaign_sending;
 mod campaigns;
 mod checkout;
 mod errors;
@@ -14,6 +15,7 @@ mod insights;
 mod loyalty;
 mod members;
 mod privacy;
+mod receivers;
 mod regressions;
 mod rewards;
 mod segments;
