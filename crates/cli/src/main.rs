@@ -178,6 +178,7 @@ async fn shutdown_signal() {
 
 async fn serve(regulars: Regulars, listen: &str) -> anyhow::Result<()> {
     spawn_jobs_timer(regulars.clone());
+    spawn_webhook_timer(regulars.clone());
     let server = Server::bind(listen, regulars).await?;
     let addr = server.local_addr();
     tracing::info!(%addr, "serving");
@@ -204,6 +205,34 @@ fn spawn_jobs_timer(regulars: Regulars) {
             match jobs::run_due(&regulars, chrono::Utc::now().timestamp_millis()).await {
                 Ok(report) => tracing::info!(?report, "jobs ran"),
                 Err(e) => tracing::error!(error = %e, "jobs failed"),
+            }
+        }
+    });
+}
+
+/// `serve` sends due webhooks every `REGULARS_WEBHOOK_INTERVAL_SECS`
+/// (default 5; 0 leaves them to the jobs timer). Deliveries are leased, so
+/// several nodes share the work without sending one twice.
+fn spawn_webhook_timer(regulars: Regulars) {
+    let every = std::env::var("REGULARS_WEBHOOK_INTERVAL_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(5);
+    if every == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(every));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = chrono::Utc::now().timestamp_millis();
+            match regulars_server::app::webhooks::deliver_due(&regulars, now).await {
+                Ok(report) if report.queued + report.attempted > 0 => {
+                    tracing::info!(?report, "webhooks sent")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "webhook delivery failed"),
             }
         }
     });

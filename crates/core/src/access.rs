@@ -110,10 +110,13 @@ pub enum Action {
     RulesManage,
     StaffManage,
     AuditRead,
+    /// See, create, change and delete webhook subscriptions; read their
+    /// delivery log and replay deliveries.
+    WebhookManage,
 }
 
 impl Action {
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 28] = [
         Action::StoreRead,
         Action::StoreWrite,
         Action::MemberCreate,
@@ -141,6 +144,7 @@ impl Action {
         Action::RulesManage,
         Action::StaffManage,
         Action::AuditRead,
+        Action::WebhookManage,
     ];
 }
 
@@ -215,6 +219,7 @@ pub fn allows(role: Role, action: Action) -> bool {
         RulesManage => &[HqAdmin, Marketing],
         StaffManage => &[HqAdmin],
         AuditRead => &[HqAdmin],
+        WebhookManage => &[HqAdmin],
     };
     permitted.contains(&role)
 }

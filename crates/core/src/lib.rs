@@ -40,5 +40,7 @@ pub mod segment;
 pub mod survey;
 /// Tiers and their default thresholds.
 pub mod tier;
+/// Outgoing webhooks: event patterns, the delivery body, retry outcomes.
+pub mod webhook;
 
 pub use error::{DomainError, Result};

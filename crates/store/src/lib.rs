@@ -40,6 +40,8 @@ pub mod staff;
 pub mod testing;
 /// The ledger invariants as SQL (`regulars verify`).
 pub mod verify;
+/// Webhook subscriptions, deliveries (claimed with leases), the fan-out cursor.
+pub mod webhooks;
 
 /// A database connection of either backend.
 pub type Conn = sqlx::AnyConnection;

@@ -41,6 +41,7 @@ pub struct JobReport {
     pub campaign_entries: u64,
     /// What the campaign sender did.
     pub campaign_messages: super::campaign_sender::SendReport,
+    pub webhooks: super::webhooks::WebhookReport,
 }
 
 /// Run every due job as of `now_ms`.
@@ -56,6 +57,7 @@ pub async fn run_due(app: &Regulars, now_ms: i64) -> AppResult<JobReport> {
     nightly_scoring(app, now_ms, &mut report).await?;
     report.campaign_entries = super::campaign_triggers::enqueue_due(app, now_ms).await?;
     report.campaign_messages = super::campaign_sender::send_due(app, now_ms).await?;
+    report.webhooks = super::webhooks::deliver_due(app, now_ms).await?;
     Ok(report)
 }
 

@@ -56,6 +56,8 @@ pub mod segments;
 pub mod surveys;
 /// `regulars verify`: every ledger invariant, checked against the rows.
 pub mod verify;
+/// Outgoing webhooks: subscriptions, fan-out from the outbox, signed delivery with retries.
+pub mod webhooks;
 
 pub use error::{AppError, AppResult};
 

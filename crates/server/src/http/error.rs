@@ -97,6 +97,8 @@ fn not_found_code(what: &str) -> &'static str {
         "user" => "user_not_found",
         "order" => "order_not_found",
         "receipt" => "receipt_not_found",
+        "webhook" => "webhook_not_found",
+        "webhook delivery" => "delivery_not_found",
         _ => "not_found",
     }
 }

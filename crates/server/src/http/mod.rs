@@ -32,6 +32,8 @@ pub mod rewards;
 pub mod stores;
 /// The table QR code page and its form (no login).
 pub mod table;
+/// `/api/v1/webhooks`, `/api/v1/webhook-deliveries`.
+pub mod webhooks;
 
 use crate::app::auth::LoginThrottle;
 use crate::app::Regulars;
@@ -62,7 +64,7 @@ pub struct ApiState {
     info(title = "Regulars API", description = "Customer relationship and loyalty engine for restaurant chains. Amounts are integer fen; times RFC 3339."),
     modifiers(&BearerAuth),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
-    tags((name = "members"), (name = "orders"), (name = "points"), (name = "rewards"), (name = "feedback"), (name = "insights"), (name = "segments"), (name = "analytics"), (name = "campaigns"), (name = "stores"), (name = "operations"))
+    tags((name = "members"), (name = "orders"), (name = "points"), (name = "rewards"), (name = "feedback"), (name = "insights"), (name = "segments"), (name = "analytics"), (name = "campaigns"), (name = "webhooks"), (name = "stores"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -95,6 +97,7 @@ pub fn api() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(analytics::router())
         .merge(campaigns::router())
         .merge(messages::router())
+        .merge(webhooks::router())
         .split_for_parts()
 }
 

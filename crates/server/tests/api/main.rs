@@ -20,3 +20,4 @@ mod regressions;
 mod rewards;
 mod segments;
 mod stores;
+mod webhooks;
