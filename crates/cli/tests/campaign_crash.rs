@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{regulars, start_server_with, tail, Running};
+use support::{admin_key, regulars, start_server_with, tail, Running};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -84,23 +84,7 @@ async fn chaos(backend: Backend) {
         .with_state(gateway.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let out = regulars(
-        &url,
-        &["apikey", "create", "--role", "hq_admin", "--name", "chaos"],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
+    let key = admin_key(&url);
 
     let start = |url: String, log: std::path::PathBuf| {
         tokio::task::spawn_blocking(move || {

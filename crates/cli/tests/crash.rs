@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use support::{regulars, start_server, tail, Running};
+use support::{admin_key, regulars, start_server, tail, Running};
 
 const WORKERS: usize = 16;
 const MEMBERS: usize = 200;
@@ -530,23 +530,7 @@ async fn chaos(backend: Backend) {
         log.display()
     );
 
-    let out = regulars(
-        &url,
-        &["apikey", "create", "--role", "hq_admin", "--name", "chaos"],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
+    let key = admin_key(&url);
 
     let running = Arc::new(Running::default());
     let (child, base) = {

@@ -88,3 +88,24 @@ impl Drop for Running {
         self.kill();
     }
 }
+
+/// A new hq_admin API key on the database (`regulars apikey create`).
+pub fn admin_key(url: &str) -> String {
+    let out = regulars(
+        url,
+        &["apikey", "create", "--role", "hq_admin", "--name", "chaos"],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string()
+}
