@@ -64,7 +64,11 @@ pub struct NewMemberRow {
 }
 
 /// Insert; `Conflict` on `members_phone_index` when the phone is taken.
+/// The insert runs in a savepoint: on PostgreSQL a failed statement spoils
+/// the whole transaction, and the caller draws new codes and tries again
+/// after a code collision.
 pub async fn insert_member(conn: &mut AnyConnection, m: &NewMemberRow) -> StoreResult<()> {
+    let mut savepoint = sqlx::Connection::begin(&mut *conn).await.store()?;
     sqlx::query(
         "INSERT INTO members (id, member_code, phone_index, phone_enc, name_enc, email_enc, birthday_enc, \
          notes_enc, anniversaries_enc, gender, birth_month, birth_day, age_group, city, home_store_code, \
@@ -91,10 +95,10 @@ pub async fn insert_member(conn: &mut AnyConnection, m: &NewMemberRow) -> StoreR
     .bind(&m.referrer_id)
     .bind(&m.taste_json)
     .bind(m.created_at)
-    .execute(conn)
+    .execute(&mut *savepoint)
     .await
     .store()?;
-    Ok(())
+    savepoint.commit().await.store()
 }
 
 pub async fn get_member(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<MemberRow>> {
