@@ -11,7 +11,7 @@
 
 use super::{AppError, AppResult, Regulars};
 use regulars_core::access::{Action, Principal};
-use regulars_core::campaign::{mean_uplift, rate_uplift, CampaignSpec, Interval};
+use regulars_core::campaign::{mean_uplift, rate_uplift, Interval};
 use regulars_store::campaign_sends::{self as repo, Attribution};
 use regulars_store::{campaigns as campaigns_repo, commit, now_ms, staff};
 use serde::Serialize;
@@ -70,22 +70,13 @@ pub struct CampaignResults {
     pub uplift: Vec<Uplift>,
 }
 
-fn spec_of(row: &campaigns_repo::CampaignRow) -> AppResult<CampaignSpec> {
-    serde_json::from_str(&row.spec_json).map_err(|_| {
-        AppError::Store(regulars_store::StoreError::Corrupt(format!(
-            "campaign {}: unreadable definition",
-            row.id
-        )))
-    })
-}
-
 pub async fn results(app: &Regulars, caller: &Principal, id: &str) -> AppResult<CampaignResults> {
     caller.check(Action::CampaignRead, None)?;
     let mut conn = app.db.reader().await?;
     let row = campaigns_repo::get(&mut conn, id)
         .await?
         .ok_or(AppError::NotFound { what: "campaign" })?;
-    let spec = spec_of(&row)?;
+    let spec = super::campaigns::spec_of(&row)?;
     let window = i64::from(spec.attribution_days) * 86_400_000;
     let rows = repo::attribution(&mut conn, id, window).await?;
     let funnel = repo::funnel(&mut conn, id).await?;

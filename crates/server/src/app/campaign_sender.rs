@@ -19,12 +19,13 @@ use chrono::TimeZone;
 use futures_util::StreamExt;
 use rand::Rng;
 use regulars_core::campaign::{
-    choose_channel, retry_delay, CampaignSpec, ChannelChoice, DeliveryChannel, DeliveryPolicy,
-    PastSend, Recipient, MAX_ATTEMPTS,
+    choose_channel, CampaignSpec, ChannelChoice, DeliveryChannel, DeliveryPolicy, PastSend,
+    Recipient,
 };
 use regulars_core::ledger::{add_months_ms, EntryKind};
 use regulars_core::member::ConsentChannel;
 use regulars_core::tier::Tier;
+use regulars_core::webhook::{after_attempt, DeliveryStatus};
 use regulars_store::campaign_sends::{self as repo, ClaimedSend, RecipientRow, SendOutcome};
 use regulars_store::{campaigns as campaigns_repo, commit, ledger as ledger_repo};
 use serde::Serialize;
@@ -44,22 +45,14 @@ pub struct SendReport {
     pub dead: u64,
 }
 
-/// Tunables (environment, for tests and operators).
-fn lease_ms() -> i64 {
-    std::env::var("REGULARS_SEND_LEASE_SECS")
+/// A positive whole number from the environment (tests and operators tune
+/// the sender with these), else `default`.
+fn tunable(name: &str, default: i64) -> i64 {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse::<i64>().ok())
-        .filter(|s| *s > 0)
-        .unwrap_or(120)
-        * 1000
-}
-
-fn batch_size() -> i64 {
-    std::env::var("REGULARS_SEND_BATCH")
-        .ok()
-        .and_then(|v| v.parse::<i64>().ok())
-        .filter(|s| *s > 0)
-        .unwrap_or(200)
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
 }
 
 /// A campaign as the sender needs it.
@@ -83,7 +76,9 @@ pub async fn send_due(app: &Regulars, now: i64) -> AppResult<SendReport> {
     loop {
         let claimed = {
             let mut tx = app.db.begin().await?;
-            let claimed = repo::claim_due(&mut tx, now, now + lease_ms(), batch_size()).await?;
+            let lease_ms = tunable("REGULARS_SEND_LEASE_SECS", 120) * 1000;
+            let batch = tunable("REGULARS_SEND_BATCH", 200);
+            let claimed = repo::claim_due(&mut tx, now, now + lease_ms, batch).await?;
             commit(tx).await?;
             claimed
         };
@@ -117,7 +112,7 @@ async fn load_campaign(app: &Regulars, id: &str) -> AppResult<Option<Live>> {
     let Some(row) = campaigns_repo::get(&mut conn, id).await? else {
         return Ok(None);
     };
-    let Ok(spec) = serde_json::from_str::<CampaignSpec>(&row.spec_json) else {
+    let Ok(spec) = super::campaigns::spec_of(&row) else {
         tracing::error!(
             campaign = id,
             "unreadable campaign definition; its sends wait"
@@ -172,24 +167,6 @@ async fn send_batch(
             outcomes.push(skip(&claim, "erased"));
             continue;
         }
-        let zone = member
-            .row
-            .time_zone
-            .as_deref()
-            .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
-            .unwrap_or(app.timezone);
-        let local_now = zone
-            .timestamp_millis_opt(now)
-            .single()
-            .map(|t| t.naive_local())
-            .unwrap_or_default();
-        let reachable: Vec<DeliveryChannel> = campaign
-            .spec
-            .channels
-            .iter()
-            .copied()
-            .filter(|c| channels.settings.configured(*c) && address(app, &member.row, *c).is_some())
-            .collect();
         if member.planned_now {
             // Another campaign's message to this member is going out in this
             // batch; whether it arrives decides caps and de-duplication, so
@@ -203,6 +180,27 @@ async fn send_batch(
             });
             continue;
         }
+        let zone = member
+            .row
+            .time_zone
+            .as_deref()
+            .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+            .unwrap_or(app.timezone);
+        let local_now = zone
+            .timestamp_millis_opt(now)
+            .single()
+            .map(|t| t.naive_local())
+            .unwrap_or_default();
+        // The channels set up on which the member has an address, each
+        // address decrypted once.
+        let addresses: Vec<(DeliveryChannel, String)> = campaign
+            .spec
+            .channels
+            .iter()
+            .filter(|c| channels.settings.configured(**c))
+            .filter_map(|c| Some((*c, address(app, &member.row, *c)?)))
+            .collect();
+        let reachable: Vec<DeliveryChannel> = addresses.iter().map(|(c, _)| *c).collect();
         let recipient = Recipient {
             consents: &member.consents,
             unsubscribed: member.row.marketing_opt_out_at.is_some(),
@@ -230,8 +228,16 @@ async fn send_batch(
                     outcomes.push(skip(&claim, "budget_spent"));
                     continue;
                 }
-                let message = match prepare(app, campaign, member, &claim, channel, &base_url, now)
-                    .await
+                let to = addresses
+                    .iter()
+                    .find(|(c, _)| *c == channel)
+                    .map(|(_, a)| a.as_str())
+                    .unwrap_or_default();
+                let recipient = Addressee { channel, to };
+                let message = match prepare(
+                    app, campaign, member, &claim, recipient, &base_url, now,
+                )
+                .await
                 {
                     Ok(m) => m,
                     Err(e) => {
@@ -302,19 +308,25 @@ fn delivered_outcome(
             sent_at: Some(now),
             ..base
         },
-        Err(ChannelError::Temporary { reason, after })
-            if claim.attempts < i64::from(MAX_ATTEMPTS) =>
-        {
-            let wait = after
-                .and_then(|a| chrono::Duration::from_std(a).ok())
-                .unwrap_or_else(|| {
-                    retry_delay(claim.attempts as u32, rand::thread_rng().gen::<f64>())
-                });
-            SendOutcome {
-                status: "pending".into(),
-                next_attempt_at: now + wait.num_milliseconds(),
-                last_error: Some(reason),
-                ..base
+        Err(ChannelError::Temporary { reason, after }) => {
+            // The same backoff and attempt limit as webhooks; a provider's
+            // `Retry-After` says better when to come back.
+            let attempts = u32::try_from(claim.attempts).unwrap_or(u32::MAX);
+            let jitter = rand::thread_rng().gen::<f64>();
+            match after_attempt(false, attempts, now, jitter) {
+                (DeliveryStatus::Pending, backoff_until) => SendOutcome {
+                    status: "pending".into(),
+                    next_attempt_at: after
+                        .and_then(|a| i64::try_from(a.as_millis()).ok())
+                        .map_or(backoff_until, |ms| now + ms),
+                    last_error: Some(reason),
+                    ..base
+                },
+                _ => SendOutcome {
+                    status: "dead".into(),
+                    last_error: Some(format!("temporary: {reason}")),
+                    ..base
+                },
             }
         }
         Err(e) => SendOutcome {
@@ -334,6 +346,12 @@ fn over_budget(spec: &CampaignSpec, sent: i64) -> bool {
         .budget_coupons
         .is_some_and(|b| spec.coupon_template_id.is_some() && next > b);
     points_over || coupons_over
+}
+
+/// The channel chosen and the member's address on it.
+struct Addressee<'a> {
+    channel: DeliveryChannel,
+    to: &'a str,
 }
 
 /// Where the member is reached on `channel`, if anywhere.
@@ -409,7 +427,7 @@ async fn prepare(
     campaign: &Live,
     member: &Member,
     claim: &ClaimedSend,
-    channel: DeliveryChannel,
+    addressee: Addressee<'_>,
     base_url: &str,
     now: i64,
 ) -> AppResult<OutgoingMessage> {
@@ -423,16 +441,9 @@ async fn prepare(
     let name = app
         .open(&member.row.id, "name", member.row.name_enc.as_deref())?
         .unwrap_or_else(|| if english { "member" } else { "会员" }.to_string());
-    let unsubscribe_url = unsubscribe_url(app, base_url, &member.row.id);
+    let unsubscribe_url = super::member_messages::unsubscribe_url(app, base_url, &member.row.id);
     let (expiring_points, expiring_date) = match member.expiring {
-        Some((points, first)) => (
-            points.to_string(),
-            app.timezone
-                .timestamp_millis_opt(first)
-                .single()
-                .map(|t| t.date_naive().to_string())
-                .unwrap_or_default(),
-        ),
+        Some((points, first)) => (points.to_string(), super::jobs::local_date(app, first)),
         None => ("0".into(), String::new()),
     };
     let variables: BTreeMap<String, String> = [
@@ -478,8 +489,8 @@ async fn prepare(
         send_id: claim.id.clone(),
         campaign_id: claim.campaign_id.clone(),
         member_id: member.row.id.clone(),
-        channel,
-        to: address(app, &member.row, channel).unwrap_or_default(),
+        channel: addressee.channel,
+        to: addressee.to.to_string(),
         variant: variant.name.clone(),
         text,
         variables,
@@ -573,14 +584,4 @@ fn public_url(settings: &channels::ChannelSettings) -> String {
         .clone()
         .or_else(|| std::env::var("REGULARS_PUBLIC_URL").ok())
         .unwrap_or_else(|| "http://localhost:8080".into())
-}
-
-/// The member's one-click unsubscribe link: signed, so nobody can opt out
-/// someone else.
-pub fn unsubscribe_url(app: &Regulars, base: &str, member_id: &str) -> String {
-    format!(
-        "{}/u/{member_id}/{}",
-        base.trim_end_matches('/'),
-        app.signature("unsubscribe", member_id, 16)
-    )
 }

@@ -8,6 +8,7 @@
 //!
 //! Run by `jobs run` (and `serve`'s job timer), as of the job's `now`.
 
+use super::analytics::day_start;
 use super::{AppError, AppResult, Regulars};
 use chrono::{Datelike, Days, NaiveDate, TimeZone};
 use regulars_core::campaign::{assign, Arm, CampaignSpec, Trigger};
@@ -42,12 +43,7 @@ pub async fn enqueue_due(app: &Regulars, now: i64) -> AppResult<u64> {
     };
     let mut added = 0;
     for row in active {
-        let spec: CampaignSpec = serde_json::from_str(&row.spec_json).map_err(|_| {
-            AppError::Store(regulars_store::StoreError::Corrupt(format!(
-                "campaign {}: unreadable definition",
-                row.id
-            )))
-        })?;
+        let spec = super::campaigns::spec_of(&row)?;
         let entries = {
             let mut conn = app.db.reader().await?;
             let mut found = found_by_trigger(app, &mut conn, &row, &spec, now).await?;
@@ -108,14 +104,6 @@ async fn segment_members(conn: &mut Conn, id: &str, now: i64) -> AppResult<HashS
         after = Some(last.id.clone());
         members.extend(page.into_iter().map(|m| m.id));
     }
-}
-
-fn day_start(app: &Regulars, day: NaiveDate) -> i64 {
-    app.timezone
-        .from_local_datetime(&day.and_time(chrono::NaiveTime::MIN))
-        .earliest()
-        .map(|t| t.timestamp_millis())
-        .unwrap_or_default()
 }
 
 fn day_of(app: &Regulars, now: i64) -> NaiveDate {
@@ -203,7 +191,12 @@ async fn found_by_trigger(
         Trigger::Anniversary => {
             let windows: Vec<(i64, i64)> = (1..=30)
                 .filter_map(|years| today.with_year(today.year() - years))
-                .map(|day| (day_start(app, day), day_start(app, day + Days::new(1))))
+                .map(|day| {
+                    (
+                        day_start(app.timezone, day),
+                        day_start(app.timezone, day + Days::new(1)),
+                    )
+                })
                 .collect();
             repo::joined_within(conn, &windows)
                 .await?

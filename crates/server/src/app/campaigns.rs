@@ -29,16 +29,23 @@ pub struct CampaignView {
     pub updated_at: i64,
 }
 
+fn corrupt(row: &CampaignRow, what: &str) -> AppError {
+    AppError::Store(regulars_store::StoreError::Corrupt(format!(
+        "campaign {}: {what}",
+        row.id
+    )))
+}
+
+/// The campaign's definition as stored (checked when it was written).
+pub(crate) fn spec_of(row: &CampaignRow) -> AppResult<CampaignSpec> {
+    serde_json::from_str(&row.spec_json).map_err(|_| corrupt(row, "unreadable definition"))
+}
+
 fn view(row: CampaignRow) -> AppResult<CampaignView> {
-    let corrupt = |what: &str| {
-        AppError::Store(regulars_store::StoreError::Corrupt(format!(
-            "campaign {}: {what}",
-            row.id
-        )))
-    };
     Ok(CampaignView {
-        status: CampaignStatus::parse(&row.status).ok_or_else(|| corrupt("unknown status"))?,
-        spec: serde_json::from_str(&row.spec_json).map_err(|_| corrupt("unreadable definition"))?,
+        status: CampaignStatus::parse(&row.status)
+            .ok_or_else(|| corrupt(&row, "unknown status"))?,
+        spec: spec_of(&row)?,
         id: row.id,
         audience_estimate: row.audience_estimate,
         created_by: row.created_by,

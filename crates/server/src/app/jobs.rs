@@ -175,7 +175,8 @@ async fn remind_expiring(app: &Regulars, now: i64, report: &mut JobReport) -> Ap
     Ok(())
 }
 
-fn local_date(app: &Regulars, ms: i64) -> String {
+/// `YYYY-MM-DD` of an instant in the chain's time zone.
+pub(crate) fn local_date(app: &Regulars, ms: i64) -> String {
     app.timezone
         .timestamp_millis_opt(ms)
         .single()

@@ -137,18 +137,38 @@ async fn opt_out(conn: &mut Conn, member_id: &str, source: &str) -> AppResult<bo
     Ok(true)
 }
 
+/// The member's one-click unsubscribe link: signed, so nobody can opt out
+/// someone else.
+pub fn unsubscribe_url(app: &Regulars, base: &str, member_id: &str) -> String {
+    format!(
+        "{}/u/{member_id}/{}",
+        base.trim_end_matches('/'),
+        app.signature(UNSUBSCRIBE, member_id, 16)
+    )
+}
+
+/// The signature domain of unsubscribe links.
+const UNSUBSCRIBE: &str = "unsubscribe";
+
+/// Whether `/u/{member}/{signature}` is a link we made.
+pub fn check_unsubscribe_link(app: &Regulars, member_id: &str, signature: &str) -> AppResult<()> {
+    if app.signature_matches(UNSUBSCRIBE, member_id, signature) {
+        Ok(())
+    } else {
+        Err(AppError::BadLink {
+            expired: false,
+            message: "this unsubscribe link is not valid".into(),
+        })
+    }
+}
+
 /// The one-click link in every message (`/u/{member}/{signature}`).
 pub async fn unsubscribe_by_link(
     app: &Regulars,
     member_id: &str,
     signature: &str,
 ) -> AppResult<()> {
-    if !app.signature_matches("unsubscribe", member_id, signature) {
-        return Err(AppError::BadLink {
-            expired: false,
-            message: "this unsubscribe link is not valid".into(),
-        });
-    }
+    check_unsubscribe_link(app, member_id, signature)?;
     let mut tx = app.db.begin().await?;
     if !opt_out(&mut tx, member_id, "unsubscribe_link").await? {
         return Err(AppError::NotFound { what: "member" });

@@ -103,15 +103,8 @@ async fn unsubscribe_page(
     State(state): State<ApiState>,
     axum::extract::Path((member, signature)): axum::extract::Path<(String, String)>,
 ) -> Response {
-    if !state
-        .regulars
-        .signature_matches("unsubscribe", &member, &signature)
-    {
-        return ApiError::from(crate::app::AppError::BadLink {
-            expired: false,
-            message: "this unsubscribe link is not valid".into(),
-        })
-        .into_response();
+    if let Err(e) = member_messages::check_unsubscribe_link(&state.regulars, &member, &signature) {
+        return ApiError::from(e).into_response();
     }
     // A GET only asks: mail scanners open links, and must not opt anyone out.
     Html(format!(
