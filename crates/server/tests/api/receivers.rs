@@ -1,7 +1,8 @@
-//! Real receivers for the messages a test makes the server send: an SMTP
-//! server that holds the conversation and keeps every mail, and an HTTP
-//! gateway (SMS, WeChat) that keeps every request and, like a real
-//! provider, answers a repeated idempotency key with the first message.
+//! Real receivers for what a test makes the server send: an SMTP server
+//! that holds the conversation and keeps every mail, and an HTTP receiver
+//! (SMS and WeChat gateways, webhook endpoints) that keeps every request
+//! and, like a real provider, answers a repeated idempotency key with the
+//! first message.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -111,10 +112,23 @@ pub async fn smtp_sink() -> SmtpSink {
 #[derive(Debug, Clone)]
 pub struct GatewayRequest {
     pub path: String,
-    pub idempotency_key: String,
-    pub signature: String,
+    pub headers: HeaderMap,
     pub body: Vec<u8>,
     pub json: Value,
+}
+
+impl GatewayRequest {
+    /// A header's value ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    pub fn idempotency_key(&self) -> &str {
+        self.header("idempotency-key")
+    }
 }
 
 #[derive(Default)]
@@ -122,7 +136,7 @@ struct GatewayState {
     requests: Mutex<Vec<GatewayRequest>>,
     /// Idempotency key → message id: a repeat is the same message.
     messages: Mutex<HashMap<String, String>>,
-    /// Answer this many of the next requests with 503.
+    /// Answer this many of the next requests with 500 (`usize::MAX`: all).
     fail_next: AtomicUsize,
 }
 
@@ -145,9 +159,14 @@ impl Gateway {
         let mut seen = std::collections::HashSet::new();
         self.requests()
             .into_iter()
-            .filter(|r| accepted.contains_key(&r.idempotency_key))
-            .filter(|r| seen.insert(r.idempotency_key.clone()))
+            .filter(|r| accepted.contains_key(r.idempotency_key()))
+            .filter(|r| seen.insert(r.idempotency_key().to_string()))
             .collect()
+    }
+
+    /// The address of `path` on this receiver.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
     pub fn fail_next(&self, n: usize) {
@@ -161,28 +180,20 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
     let request = GatewayRequest {
         path: uri.path().to_string(),
-        idempotency_key: header("idempotency-key"),
-        signature: header("regulars-signature"),
         json: serde_json::from_slice(&body).unwrap_or(Value::Null),
         body: body.to_vec(),
+        headers,
     };
-    let key = request.idempotency_key.clone();
+    let key = request.idempotency_key().to_string();
     state.requests.lock().unwrap().push(request);
     let failing = state
         .fail_next
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
     if failing {
-        return (StatusCode::SERVICE_UNAVAILABLE, "busy".into());
+        return (StatusCode::INTERNAL_SERVER_ERROR, "busy".into());
     }
     let mut messages = state.messages.lock().unwrap();
     let next = messages.len() + 1;

@@ -7,15 +7,12 @@
 use crate::helpers::{Reply, TestApp};
 use crate::loyalty::{member, simple_order};
 use crate::on_both_backends;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use crate::receivers::{gateway, Gateway, GatewayRequest};
 use regulars_core::access::{allows, Action, Role};
 use regulars_core::campaign::{verify_webhook, SignatureError, MAX_ATTEMPTS};
 use regulars_server::app::webhooks::deliver_due;
 use regulars_store::now_ms;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
 
 on_both_backends!(
     deliveries_are_signed_and_only_what_was_asked_for,
@@ -26,85 +23,12 @@ on_both_backends!(
     bad_input_unknown_ids_and_other_roles_are_refused,
 );
 
-// ---------------------------------------------------------------------------
-// A real receiver
-// ---------------------------------------------------------------------------
-
-#[derive(Debug, Clone)]
-struct Received {
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("JSON body")
-    }
-}
-
-#[derive(Default)]
-struct Inbox {
-    /// Answer 500 to this many requests first (`usize::MAX`: always).
-    fail_first: usize,
-    received: Vec<Received>,
-}
-
-/// An HTTP server on 127.0.0.1:0 that records every request.
-#[derive(Clone, Default)]
-struct Receiver {
-    url: String,
-    inbox: Arc<Mutex<Inbox>>,
-}
-
-impl Receiver {
-    async fn start(fail_first: usize) -> Receiver {
-        let inbox = Arc::new(Mutex::new(Inbox {
-            fail_first,
-            received: Vec::new(),
-        }));
-        let app = axum::Router::new()
-            .route("/hook", axum::routing::post(record))
-            .with_state(inbox.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind receiver");
-        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Receiver { url, inbox }
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.inbox.lock().expect("inbox").received.clone()
-    }
-
-    fn count(&self) -> usize {
-        self.inbox.lock().expect("inbox").received.len()
-    }
-
-    fn set_fail_first(&self, n: usize) {
-        self.inbox.lock().expect("inbox").fail_first = n;
-    }
-}
-
-async fn record(
-    State(inbox): State<Arc<Mutex<Inbox>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let mut inbox = inbox.lock().expect("inbox");
-    inbox.received.push(Received { headers, body });
-    if inbox.received.len() <= inbox.fail_first {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        StatusCode::OK
-    }
+/// A real receiver on 127.0.0.1:0 that answers its first `fail_first`
+/// requests with 500 (`usize::MAX`: every one).
+async fn receiver(fail_first: usize) -> Gateway {
+    let receiver = gateway().await;
+    receiver.fail_next(fail_first);
+    receiver
 }
 
 // ---------------------------------------------------------------------------
@@ -140,7 +64,7 @@ async fn run(app: &TestApp, at: i64) -> regulars_server::app::webhooks::WebhookR
     deliver_due(&app.regulars, at).await.expect("deliver_due")
 }
 
-fn verify(secret: &str, r: &Received) -> Result<(), SignatureError> {
+fn verify(secret: &str, r: &GatewayRequest) -> Result<(), SignatureError> {
     verify_webhook(
         secret.as_bytes(),
         r.header("regulars-signature"),
@@ -178,12 +102,12 @@ async fn deliveries_are_signed_and_only_what_was_asked_for(app: TestApp) {
     // Before any subscription: not sent later (no history).
     simple_order(&app, "W-OLD", &m, 3_000).await;
 
-    let orders = Receiver::start(0).await;
-    let coupons = Receiver::start(0).await;
-    let off = Receiver::start(0).await;
-    let (hook, secret) = subscribe(&app, &orders.url, json!(["order.*"]), true).await;
-    let (coupon_hook, _) = subscribe(&app, &coupons.url, json!(["coupon.*"]), true).await;
-    let (_, _) = subscribe(&app, &off.url, json!(["*"]), false).await;
+    let orders = receiver(0).await;
+    let coupons = receiver(0).await;
+    let off = receiver(0).await;
+    let (hook, secret) = subscribe(&app, &orders.url("/hook"), json!(["order.*"]), true).await;
+    let (coupon_hook, _) = subscribe(&app, &coupons.url("/hook"), json!(["coupon.*"]), true).await;
+    let (_, _) = subscribe(&app, &off.url("/hook"), json!(["*"]), false).await;
 
     let placed = simple_order(&app, "W-1", &m, 4_200).await;
     let order_id = placed.body["order_id"]
@@ -194,12 +118,12 @@ async fn deliveries_are_signed_and_only_what_was_asked_for(app: TestApp) {
     assert_eq!(report.queued, 1, "{report:?}");
     assert_eq!(report.delivered, 1, "{report:?}");
 
-    let got = orders.received();
+    let got = orders.requests();
     assert_eq!(got.len(), 1, "only the order after the subscription");
     let r = &got[0];
     assert_eq!(r.header("content-type"), "application/json");
     assert_eq!(r.header("regulars-event"), "order.accrued");
-    let body = r.json();
+    let body = r.json.clone();
     assert_eq!(body["event"], "order.accrued");
     assert_eq!(body["id"], r.header("regulars-delivery"));
     assert_eq!(body["subject"], order_id.as_str());
@@ -214,8 +138,9 @@ async fn deliveries_are_signed_and_only_what_was_asked_for(app: TestApp) {
     // one is detectable.
     assert_eq!(verify(&secret, r), Ok(()));
     let mut tampered = r.clone();
-    tampered.body =
-        Bytes::from(String::from_utf8_lossy(&r.body).replace("order.accrued", "order.refunded"));
+    tampered.body = String::from_utf8_lossy(&r.body)
+        .replace("order.accrued", "order.refunded")
+        .into_bytes();
     assert_eq!(verify(&secret, &tampered), Err(SignatureError::Mismatch));
     assert_eq!(verify(&"0".repeat(64), r), Err(SignatureError::Mismatch));
     let mut unsigned = r.clone();
@@ -236,8 +161,8 @@ async fn deliveries_are_signed_and_only_what_was_asked_for(app: TestApp) {
         .any(|w| secret.as_bytes().windows(16).any(|s| s == w)));
 
     // Nothing for kinds not asked for, nothing for an inactive subscription.
-    assert_eq!(coupons.count(), 0);
-    assert_eq!(off.count(), 0);
+    assert_eq!(coupons.requests().len(), 0);
+    assert_eq!(off.requests().len(), 0);
     assert!(deliveries(&app, &coupon_hook, None).await.is_empty());
 
     // The log.
@@ -254,7 +179,7 @@ async fn deliveries_are_signed_and_only_what_was_asked_for(app: TestApp) {
     // Running again, even far later, sends nothing more.
     run(&app, now_ms()).await;
     run(&app, now_ms() + 30 * 24 * HOUR).await;
-    assert_eq!(orders.count(), 1);
+    assert_eq!(orders.requests().len(), 1);
 
     // A rotated secret signs what comes next; the old one no longer does.
     let rotated = app
@@ -265,7 +190,7 @@ async fn deliveries_are_signed_and_only_what_was_asked_for(app: TestApp) {
     assert_ne!(new_secret, secret);
     simple_order(&app, "W-2", &m, 1_800).await;
     run(&app, now_ms()).await;
-    let got = orders.received();
+    let got = orders.requests();
     assert_eq!(got.len(), 2);
     assert_eq!(verify(&new_secret, &got[1]), Ok(()));
     assert_eq!(verify(&secret, &got[1]), Err(SignatureError::Mismatch));
@@ -293,7 +218,7 @@ async fn deliveries_are_signed_and_only_what_was_asked_for(app: TestApp) {
     assert_eq!(off_now.body["active"], false);
     simple_order(&app, "W-3", &m, 1_500).await;
     run(&app, now_ms()).await;
-    assert_eq!(orders.count(), 2);
+    assert_eq!(orders.requests().len(), 2);
 
     // Deleted with its log.
     let gone = app
@@ -313,8 +238,9 @@ async fn deliveries_are_signed_and_only_what_was_asked_for(app: TestApp) {
 
 async fn failures_are_retried_with_backoff_until_delivered_then_never_again(app: TestApp) {
     let m = member(&app).await;
-    let receiver = Receiver::start(2).await;
-    let (hook, secret) = subscribe(&app, &receiver.url, json!(["order.accrued"]), true).await;
+    let receiver = receiver(2).await;
+    let (hook, secret) =
+        subscribe(&app, &receiver.url("/hook"), json!(["order.accrued"]), true).await;
     simple_order(&app, "R-1", &m, 5_000).await;
 
     let t0 = now_ms();
@@ -330,21 +256,21 @@ async fn failures_are_retried_with_backoff_until_delivered_then_never_again(app:
 
     // Not due yet: nothing sent.
     run(&app, t0 + 10_000).await;
-    assert_eq!(receiver.count(), 1);
+    assert_eq!(receiver.requests().len(), 1);
 
     // Second attempt fails, third succeeds.
     let t1 = t0 + 31_000;
     run(&app, t1).await;
-    assert_eq!(receiver.count(), 2);
+    assert_eq!(receiver.requests().len(), 2);
     let t2 = t1 + 61_000;
     let third = run(&app, t2).await;
     assert_eq!(third.delivered, 1, "{third:?}");
-    assert_eq!(receiver.count(), 3);
+    assert_eq!(receiver.requests().len(), 3);
 
     // Retries stop after success.
     run(&app, t2 + 7 * 24 * HOUR).await;
     run(&app, t2 + 30 * 24 * HOUR).await;
-    assert_eq!(receiver.count(), 3);
+    assert_eq!(receiver.requests().len(), 3);
     // Once the events are old enough, the fan-out cursor has moved past them.
     assert_eq!(fan_out_cursor(&app).await, last_event_id(&app).await);
 
@@ -356,7 +282,7 @@ async fn failures_are_retried_with_backoff_until_delivered_then_never_again(app:
     assert_eq!(log[0]["delivered_at"], t2);
 
     // Every attempt carried the same body and delivery id, each signed.
-    let got = receiver.received();
+    let got = receiver.requests();
     for r in &got {
         assert_eq!(r.body, got[0].body);
         assert_eq!(
@@ -369,8 +295,8 @@ async fn failures_are_retried_with_backoff_until_delivered_then_never_again(app:
 
 async fn dead_letters_after_max_attempts_and_replay_sends_again(app: TestApp) {
     let m = member(&app).await;
-    let receiver = Receiver::start(usize::MAX).await;
-    let (hook, _) = subscribe(&app, &receiver.url, json!(["*"]), true).await;
+    let receiver = receiver(usize::MAX).await;
+    let (hook, _) = subscribe(&app, &receiver.url("/hook"), json!(["*"]), true).await;
     simple_order(&app, "D-1", &m, 2_000).await;
 
     let mut at = now_ms();
@@ -378,7 +304,7 @@ async fn dead_letters_after_max_attempts_and_replay_sends_again(app: TestApp) {
         run(&app, at).await;
         at += 7 * HOUR;
     }
-    assert_eq!(receiver.count(), MAX_ATTEMPTS as usize);
+    assert_eq!(receiver.requests().len(), MAX_ATTEMPTS as usize);
     let dead = deliveries(&app, &hook, Some("dead")).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0]["attempts"], i64::from(MAX_ATTEMPTS));
@@ -386,10 +312,10 @@ async fn dead_letters_after_max_attempts_and_replay_sends_again(app: TestApp) {
     assert!(dead[0]["next_attempt_at"].is_null());
     // A dead letter is not tried again by itself.
     run(&app, at + 30 * 24 * HOUR).await;
-    assert_eq!(receiver.count(), MAX_ATTEMPTS as usize);
+    assert_eq!(receiver.requests().len(), MAX_ATTEMPTS as usize);
 
     // The receiver is fixed; HQ replays the dead letter.
-    receiver.set_fail_first(0);
+    receiver.fail_next(0);
     let id = dead[0]["id"].as_str().expect("id").to_string();
     let replayed = app
         .post(
@@ -402,8 +328,8 @@ async fn dead_letters_after_max_attempts_and_replay_sends_again(app: TestApp) {
     assert_eq!(replayed.body["attempts"], 0);
     let report = run(&app, now_ms()).await;
     assert_eq!(report.delivered, 1, "{report:?}");
-    assert_eq!(receiver.count(), MAX_ATTEMPTS as usize + 1);
-    let last = receiver.received().pop().expect("last");
+    assert_eq!(receiver.requests().len(), MAX_ATTEMPTS as usize + 1);
+    let last = receiver.requests().pop().expect("last");
     assert_eq!(last.header("regulars-delivery"), id);
     let log = deliveries(&app, &hook, None).await;
     assert_eq!(log[0]["status"], "delivered");
@@ -418,7 +344,7 @@ async fn dead_letters_after_max_attempts_and_replay_sends_again(app: TestApp) {
         .await;
     assert_eq!(again.status, 200, "{}", again.body);
     run(&app, now_ms()).await;
-    assert_eq!(receiver.count(), MAX_ATTEMPTS as usize + 2);
+    assert_eq!(receiver.requests().len(), MAX_ATTEMPTS as usize + 2);
     let mut conn = app.regulars.db.reader().await.expect("conn");
     let audit = regulars_store::staff::audit_of(&mut conn, &format!("webhook_delivery:{id}"))
         .await
@@ -434,8 +360,8 @@ async fn dead_letters_after_max_attempts_and_replay_sends_again(app: TestApp) {
 
 async fn concurrent_passes_deliver_each_event_once(app: TestApp) {
     let m = member(&app).await;
-    let receiver = Receiver::start(0).await;
-    let (hook, _) = subscribe(&app, &receiver.url, json!(["order.*"]), true).await;
+    let receiver = receiver(0).await;
+    let (hook, _) = subscribe(&app, &receiver.url("/hook"), json!(["order.*"]), true).await;
     for i in 0..6 {
         simple_order(&app, &format!("C-{i}"), &m, 1_000 + i).await;
     }
@@ -460,7 +386,7 @@ async fn concurrent_passes_deliver_each_event_once(app: TestApp) {
     );
     assert_eq!(c.expect("c").attempted + d.expect("d").attempted, 0);
 
-    let got = receiver.received();
+    let got = receiver.requests();
     assert_eq!(got.len(), 6);
     let mut ids: Vec<_> = got
         .iter()
@@ -479,15 +405,15 @@ async fn concurrent_passes_deliver_each_event_once(app: TestApp) {
 async fn a_lease_left_by_a_dead_node_is_taken_over_once_it_runs_out(app: TestApp) {
     use regulars_server::app::webhooks::LEASE_MS;
     let m = member(&app).await;
-    let receiver = Receiver::start(0).await;
-    let (hook, _) = subscribe(&app, &receiver.url, json!(["order.*"]), true).await;
+    let receiver = receiver(0).await;
+    let (hook, _) = subscribe(&app, &receiver.url("/hook"), json!(["order.*"]), true).await;
     simple_order(&app, "L-1", &m, 2_500).await;
     let t0 = now_ms();
     // A first pass queues it and its first attempt fails: due again within 30 s.
-    receiver.set_fail_first(usize::MAX);
+    receiver.fail_next(usize::MAX);
     let first = run(&app, t0).await;
     assert_eq!(first.retrying, 1, "{first:?}");
-    receiver.set_fail_first(0);
+    receiver.fail_next(0);
     let due = t0 + 31_000;
     let claimed = {
         let mut conn = app.regulars.db.writer().await.expect("conn");
@@ -505,12 +431,12 @@ async fn a_lease_left_by_a_dead_node_is_taken_over_once_it_runs_out(app: TestApp
     // While the lease lives, other passes leave it alone.
     run(&app, due).await;
     run(&app, due + LEASE_MS - 1).await;
-    assert_eq!(receiver.count(), 1);
+    assert_eq!(receiver.requests().len(), 1);
     // After it, it is sent once, and its log says so.
     let taken = run(&app, due + LEASE_MS).await;
     assert_eq!(taken.delivered, 1, "{taken:?}");
     run(&app, due + 2 * LEASE_MS).await;
-    assert_eq!(receiver.count(), 2);
+    assert_eq!(receiver.requests().len(), 2);
     let log = deliveries(&app, &hook, None).await;
     assert_eq!(log[0]["status"], "delivered");
     assert_eq!(log[0]["attempts"], 2);
