@@ -502,11 +502,9 @@ impl lettre::message::header::Header for ListUnsubscribe {
     }
 }
 
+/// `text` safe inside HTML (askama's escaper, as the console pages use).
 fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    askama::MarkupDisplay::new_unsafe(text, askama::Html).to_string()
 }
 
 /// The subject: the message's first line, at most 60 characters.
