@@ -272,7 +272,7 @@ for (const backend of BACKENDS) {
         await page.selectOption('#to', 'resolved');
         await page.fill('textarea[name="note"]', '已道歉并赠送甜品');
         await Promise.all([page.waitForLoadState('load'), page.click('#transition button[type="submit"]')]);
-        assert.match(await page.locator('.error').textContent(), /root_cause/);
+        assert.match(await page.locator('.field-error[data-for="root_cause"]').textContent(), /请选择根因/);
         assert.equal((await page.locator('#status').textContent()).trim(), 'acknowledged');
 
         await page.selectOption('#to', 'resolved');

@@ -152,3 +152,102 @@ export const BACKENDS = [
     },
   },
 ];
+
+// ---------------------------------------------------------------- console pages
+
+/** Where the test run saves its screenshots of the main pages. */
+export const SCREENSHOTS = resolve(REPO, 'target', 'screenshots');
+
+/** Save a full-page screenshot as target/screenshots/<name>.png. */
+export async function screenshot(page, name) {
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+/**
+ * A browser context that lets no request leave the machine: any request to a
+ * host other than 127.0.0.1/localhost is aborted and recorded in `external`.
+ * Tests assert `external` is empty at the end ("works offline, no CDN").
+ */
+export async function offlineContext(browser, options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1024, height: 768 }, ...options });
+  const external = [];
+  await context.route('**/*', (route) => {
+    const url = new URL(route.request().url());
+    const local = ['127.0.0.1', 'localhost'].includes(url.hostname) || ['data:', 'blob:'].includes(url.protocol);
+    if (local) return route.continue();
+    external.push(url.toString());
+    return route.abort();
+  });
+  context.external = external;
+  return context;
+}
+
+/** Sign in on /console/login; resolves once the next page has loaded. */
+export async function signInConsole(page, base, username, password) {
+  await page.goto(`${base}/console/login`);
+  await page.fill('input[name="username"]', username);
+  await page.fill('input[name="password"]', password);
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/console/login'),
+    page.click('form[action="/console/login"] button[type="submit"]'),
+  ]);
+  await page.waitForLoadState('load');
+  assert.equal(response.status(), 303, `sign-in as ${username} answered ${response.status()}`);
+  return response;
+}
+
+/**
+ * A fresh chain for one backend: migrated database, an hq_admin user and API
+ * key, the given stores and members (created over the API) and any further
+ * staff users, with `regulars serve` running. `users` entries are
+ * {username, password, role, store?}. Resolves to {base, key, run, env, dir,
+ * server, members, stop}; `members` are the API's answers, in order.
+ */
+export async function startChain(backend, { admin, stores = [], members = [], users = [], serveEnv = {} }) {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), `regulars-browser-${backend.name}-`));
+  const db = await backend.setup(dir);
+  const env = { ...process.env, REGULARS_MASTER_KEY: MASTER_KEY, REGULARS_LOG: 'warn', ...serveEnv };
+  delete env.REGULARS_DATABASE_URL;
+  delete env.REGULARS_LISTEN;
+  const run = (args, input) => cli(env, dir, ['--database-url', db.url, ...args], input);
+  let server;
+  try {
+    await run(['migrate']);
+    for (const u of [{ ...admin, role: 'hq_admin' }, ...users]) {
+      const args = ['user', 'create', '--username', u.username, '--role', u.role];
+      if (u.store) args.push('--store', u.store);
+      await run([...args, '--password-stdin'], `${u.password}\n`);
+    }
+    const key = (await run(['apikey', 'create', '--role', 'hq_admin', '--name', 'browser tests'])).trim().split('\n').pop().trim();
+    assert.ok(key.length >= 16, `unexpected API key line: ${key}`);
+    server = await serve(env, dir, db.url);
+    const { base } = server;
+    for (const s of stores) await api(base, key, '/api/v1/stores', s);
+    const created = [];
+    for (const m of members) created.push(await api(base, key, '/api/v1/members', m));
+    return {
+      base,
+      key,
+      run,
+      env,
+      dir,
+      db,
+      server,
+      members: created,
+      async stop() {
+        await stop(server?.child);
+        await db.teardown();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    await stop(server?.child);
+    await db.teardown();
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}

@@ -2,16 +2,23 @@
 //! and overdue first, and one complaint with its reasons, timeline and the
 //! form that moves it along. Same application calls as the REST API.
 
-use super::{current_session, error_page, redirect, render};
+use super::frame::{redirect, render, Chrome, FieldErrors, Staff};
 use crate::app::feedback::{self, FeedbackQuery, Transition, ROOT_CAUSES};
 use crate::app::AppError;
 use crate::http::ApiState;
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Form;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Form, Router};
 use serde::Deserialize;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/console/complaints", get(list))
+        .route("/console/complaints/{id}", get(detail).post(move_along))
+}
 
 /// The statuses a list can show, as the filter links read.
 const FILTERS: [(&str, &str); 7] = [
@@ -37,12 +44,9 @@ pub(super) struct Row {
 }
 
 #[derive(Template)]
-#[template(path = "complaints.html")]
+#[template(path = "complaints/list.html")]
 struct ListPage {
-    username: String,
-    role: String,
-    store: Option<String>,
-    csrf: String,
+    c: Chrome,
     filters: Vec<(&'static str, &'static str)>,
     status: String,
     rows: Vec<Row>,
@@ -61,21 +65,16 @@ fn short_time(rfc3339: Option<&str>) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
-pub(super) async fn list(
+async fn list(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    staff: Staff,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    let session = match current_session(&state, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return redirect("/console/login"),
-        Err(e) => return error_page(e),
-    };
     let status = query.status.unwrap_or_else(|| "active".into());
     let wanted = (status != "active").then(|| status.clone());
     let found = feedback::list(
         &state.regulars,
-        &session.principal,
+        staff.principal(),
         FeedbackQuery {
             store: None,
             status: wanted,
@@ -85,7 +84,7 @@ pub(super) async fn list(
     .await;
     let mut views = match found {
         Ok(v) => v,
-        Err(e) => return error_page(e),
+        Err(e) => return staff.fail(e),
     };
     views.retain(|f| f.severity != "none");
     if status == "active" {
@@ -116,10 +115,7 @@ pub(super) async fn list(
     render(
         StatusCode::OK,
         ListPage {
-            username: session.username,
-            role: session.principal.role.to_string(),
-            store: session.principal.store.clone(),
-            csrf: session.csrf_token,
+            c: staff.chrome(),
             filters: FILTERS.to_vec(),
             status,
             rows,
@@ -135,13 +131,10 @@ pub(super) struct Step {
 }
 
 #[derive(Template)]
-#[template(path = "complaint.html")]
+#[template(path = "complaints/detail.html")]
 struct DetailPage {
-    username: String,
-    role: String,
-    store: Option<String>,
+    c: Chrome,
     store_code: String,
-    csrf: String,
     id: String,
     category: String,
     severity: String,
@@ -155,8 +148,22 @@ struct DetailPage {
     next: Vec<(&'static str, &'static str)>,
     root_causes: Vec<&'static str>,
     timeline: Vec<Step>,
-    error: Option<String>,
+    errors: FieldErrors,
 }
+
+/// What the transition form says when a field is missing or wrong.
+const WORDING: [(&str, &str, &str); 2] = [
+    (
+        "root_cause",
+        "解决投诉时请选择根因",
+        "Choose a root cause to resolve the complaint",
+    ),
+    (
+        "note",
+        "请写明处理结果（会告知顾客）；回访时写明顾客反馈并选择是否满意",
+        "Say how it was resolved (the guest is told); on a follow-up, what the guest said and whether they were won back",
+    ),
+];
 
 /// Where a complaint may go next, as the form offers it.
 fn next_steps(status: &str) -> Vec<(&'static str, &'static str)> {
@@ -182,28 +189,20 @@ fn next_steps(status: &str) -> Vec<(&'static str, &'static str)> {
 
 async fn detail_page(
     state: &ApiState,
-    headers: &HeaderMap,
+    staff: &Staff,
     id: &str,
-    error: Option<String>,
+    errors: FieldErrors,
     status: StatusCode,
 ) -> Response {
-    let session = match current_session(state, headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return redirect("/console/login"),
-        Err(e) => return error_page(e),
-    };
-    let f = match feedback::get(&state.regulars, &session.principal, id).await {
+    let f = match feedback::get(&state.regulars, staff.principal(), id).await {
         Ok(f) => f,
-        Err(e) => return error_page(e),
+        Err(e) => return staff.fail(e),
     };
     render(
         status,
         DetailPage {
-            username: session.username,
-            role: session.principal.role.to_string(),
-            store: session.principal.store.clone(),
+            c: staff.chrome(),
             store_code: f.store_code.clone(),
-            csrf: session.csrf_token,
             next: next_steps(&f.status),
             root_causes: ROOT_CAUSES.to_vec(),
             due: short_time(f.due_at.as_deref()),
@@ -226,17 +225,13 @@ async fn detail_page(
             table: f.table,
             channel: f.channel,
             reasons: f.reasons,
-            error,
+            errors,
         },
     )
 }
 
-pub(super) async fn detail(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    detail_page(&state, &headers, &id, None, StatusCode::OK).await
+async fn detail(State(state): State<ApiState>, staff: Staff, Path(id): Path<String>) -> Response {
+    detail_page(&state, &staff, &id, FieldErrors::default(), StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
@@ -251,24 +246,19 @@ pub(super) struct TransitionForm {
     satisfied: String,
 }
 
-pub(super) async fn move_along(
+async fn move_along(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    staff: Staff,
     Path(id): Path<String>,
     Form(form): Form<TransitionForm>,
 ) -> Response {
-    let session = match current_session(&state, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return redirect("/console/login"),
-        Err(e) => return error_page(e),
-    };
-    if session.csrf_token != form.csrf {
-        return (StatusCode::FORBIDDEN, "CSRF token mismatch").into_response();
+    if let Err(refused) = staff.check_csrf(&form.csrf) {
+        return refused;
     }
     let filled = |s: String| (!s.trim().is_empty()).then(|| s.trim().to_string());
     let result = feedback::transition(
         &state.regulars,
-        &session.principal,
+        staff.principal(),
         &id,
         Transition {
             to: form.to,
@@ -288,15 +278,16 @@ pub(super) async fn move_along(
         Err(
             e @ (AppError::Invalid(_) | AppError::Conflict { .. } | AppError::Unprocessable { .. }),
         ) => {
+            let errors = FieldErrors::from_app(staff.lang, &e, "to", &WORDING);
             detail_page(
                 &state,
-                &headers,
+                &staff,
                 &id,
-                Some(e.to_string()),
+                errors,
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
             .await
         }
-        Err(e) => error_page(e),
+        Err(e) => staff.fail(e),
     }
 }

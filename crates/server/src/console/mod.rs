@@ -1,102 +1,76 @@
 //! The staff console under `/console`: server-rendered pages (askama), a
 //! session cookie (HttpOnly, SameSite=Strict) and a CSRF token on every form.
-//! Pages call the same application services as the REST API.
+//! Pages call the same application services as the REST API; each section
+//! of the navigation is one module here with its templates under
+//! `templates/<section>/`. What every page shares is in [`frame`].
 
 use crate::app::auth::{self, Session, SESSION_TTL};
-use crate::app::{chain, AppError};
+use crate::app::AppError;
 use crate::http::ApiState;
 use askama::Template;
-use axum::extract::{ConnectInfo, State};
-use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use regulars_core::secret;
 use serde::Deserialize;
 use std::net::SocketAddr;
 
+/// The page frame: signed-in staff, language, navigation, errors.
+pub mod frame;
+
+/// The audit log viewer.
+mod audit;
+/// Campaigns: list, builder, approval, results, dead letters.
+mod campaigns;
 /// The complaint queue and one complaint's page.
 mod complaints;
+/// The dashboard and its filters.
+mod dashboard;
+/// Dish performance and cohort charts; store and region alerts.
+mod dishes;
+/// Loyalty setup: earning rules with a live preview, tiers, rewards, coupons.
+mod loyalty;
+/// Member search and the member page.
+mod members;
+/// Segments builder with a live count.
+mod segments;
+/// Staff accounts, API keys and the message log.
+mod staff;
+/// The service task queue.
+mod tasks;
 
-const SESSION_COOKIE: &str = "regulars_session";
+use frame::{cookie, redirect, render, Lang, LANG_COOKIE, SESSION_COOKIE};
+
 const LOGIN_CSRF_COOKIE: &str = "regulars_login_csrf";
 
 pub fn router() -> Router<ApiState> {
     Router::new()
-        .route("/console", get(home))
-        .route("/console/", get(home))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
-        .route("/console/complaints", get(complaints::list))
-        .route(
-            "/console/complaints/{id}",
-            get(complaints::detail).post(complaints::move_along),
-        )
-        .route("/console/assets/console.css", get(stylesheet))
+        .route("/console/lang", get(switch_language))
+        .route("/console/assets/{file}", get(asset))
+        .merge(complaints::routes())
+        .merge(audit::routes())
+        .merge(campaigns::routes())
+        .merge(dashboard::routes())
+        .merge(dishes::routes())
+        .merge(loyalty::routes())
+        .merge(members::routes())
+        .merge(segments::routes())
+        .merge(staff::routes())
+        .merge(tasks::routes())
 }
 
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {
+    lang: Lang,
     csrf: String,
     username: String,
     error: Option<String>,
-}
-
-struct StoreLine {
-    code: String,
-    name: String,
-    region: String,
-    city: String,
-}
-
-#[derive(Template)]
-#[template(path = "home.html")]
-struct HomePage {
-    username: String,
-    role: String,
-    store: Option<String>,
-    csrf: String,
-    store_count: usize,
-    member_count: i64,
-    stores: Vec<StoreLine>,
-}
-
-fn render(status: StatusCode, page: impl Template) -> Response {
-    match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "template failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
-fn set_cookie(name: &str, value: &str, max_age: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}"
-    ))
-    .expect("cookie values are URL-safe base64")
-}
-
-fn redirect(to: &str) -> Response {
-    (
-        StatusCode::SEE_OTHER,
-        [(LOCATION, HeaderValue::from_str(to).expect("static path"))],
-    )
-        .into_response()
 }
 
 async fn current_session(
@@ -110,58 +84,18 @@ async fn current_session(
 }
 
 fn error_page(e: AppError) -> Response {
-    let api: crate::http::error::ApiError = e.into();
-    (api.status, api.message).into_response()
+    frame::failure_page(Lang::Zh, None, e)
 }
 
-async fn home(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    let session = match current_session(&state, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return redirect("/console/login"),
-        Err(e) => return error_page(e),
-    };
-    let stores = match chain::list_stores(&state.regulars, &session.principal).await {
-        Ok(s) => s,
-        Err(e) => return error_page(e),
-    };
-    let member_count = match state.regulars.db.reader().await {
-        Ok(mut conn) => {
-            regulars_store::members::count_members(&mut conn, session.principal.store_scope())
-                .await
-                .unwrap_or(0)
-        }
-        Err(_) => 0,
-    };
-    render(
-        StatusCode::OK,
-        HomePage {
-            username: session.username,
-            role: session.principal.role.to_string(),
-            store: session.principal.store.clone(),
-            csrf: session.csrf_token,
-            store_count: stores.len(),
-            member_count,
-            stores: stores
-                .into_iter()
-                .map(|s| StoreLine {
-                    code: s.code,
-                    name: s.name,
-                    region: s.region,
-                    city: s.city,
-                })
-                .collect(),
-        },
-    )
-}
-
-fn login_form(status: StatusCode, username: &str, error: Option<String>) -> Response {
+fn login_form(lang: Lang, status: StatusCode, username: &str, error: Option<&str>) -> Response {
     let csrf = secret::random_token(24);
     let mut response = render(
         status,
         LoginPage {
+            lang,
+            error: error.map(str::to_string),
             csrf: csrf.clone(),
             username: username.to_string(),
-            error,
         },
     );
     response
@@ -170,8 +104,8 @@ fn login_form(status: StatusCode, username: &str, error: Option<String>) -> Resp
     response
 }
 
-async fn login_page() -> Response {
-    login_form(StatusCode::OK, "", None)
+async fn login_page(headers: HeaderMap) -> Response {
+    login_form(Lang::of(&headers), StatusCode::OK, "", None)
 }
 
 #[derive(Deserialize)]
@@ -187,12 +121,14 @@ async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    let lang = Lang::of(&headers);
     // Double-submit check: the form's token must match the cookie set with it.
     if cookie(&headers, LOGIN_CSRF_COOKIE).as_deref() != Some(form.csrf.as_str()) {
         return login_form(
+            lang,
             StatusCode::FORBIDDEN,
             &form.username,
-            Some("页面已过期，请重试 (form expired, try again)".into()),
+            Some(lang.t("页面已过期，请重试", "The form expired; try again")),
         );
     }
     match auth::login(
@@ -216,16 +152,21 @@ async fn login(
             response
         }
         Err(AppError::TooManyRequests) => login_form(
+            lang,
             StatusCode::TOO_MANY_REQUESTS,
             &form.username,
-            Some("尝试次数过多，请 15 分钟后再试 (too many attempts; wait 15 minutes)".into()),
+            Some(lang.t(
+                "尝试次数过多，请 15 分钟后再试",
+                "Too many attempts; wait 15 minutes",
+            )),
         ),
         Err(AppError::Unauthorized(_)) => login_form(
+            lang,
             StatusCode::UNAUTHORIZED,
             &form.username,
-            Some("用户名或密码错误 (wrong username or password)".into()),
+            Some(lang.t("用户名或密码错误", "Wrong username or password")),
         ),
-        Err(e) => error_page(e),
+        Err(e) => frame::failure_page(lang, None, e),
     }
 }
 
@@ -259,9 +200,76 @@ async fn logout(
     }
 }
 
-async fn stylesheet() -> impl IntoResponse {
+fn set_cookie(name: &str, value: &str, max_age: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}"
+    ))
+    .expect("cookie values are URL-safe base64")
+}
+
+#[derive(Deserialize)]
+struct LanguageChoice {
+    to: String,
+    #[serde(default)]
+    back: String,
+}
+
+/// Switch the console (and the member pages) between Chinese and English and
+/// go back to the page the switch was pressed on.
+async fn switch_language(Query(choice): Query<LanguageChoice>) -> Response {
+    let lang = if choice.to == "en" { "en" } else { "zh" };
+    // Only a path on this site: never an open redirect.
+    let back = if (choice.back.starts_with("/console") || choice.back.starts_with("/m"))
+        && !choice.back.starts_with("//")
+    {
+        choice.back.as_str()
+    } else {
+        "/console"
+    };
+    let mut response = redirect(back);
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "{LANG_COOKIE}={lang}; Path=/; SameSite=Lax; Max-Age=31536000"
+    )) {
+        response.headers_mut().append(SET_COOKIE, value);
+    }
+    response
+}
+
+/// The console's static files, compiled into the binary: our stylesheet and
+/// script, and htmx and ECharts as installed by npm from the lockfile.
+async fn asset(Path(file): Path<String>) -> Response {
+    let (body, kind): (&'static [u8], &str) = match file.as_str() {
+        "console.css" => (
+            include_bytes!("../../assets/console.css"),
+            "text/css; charset=utf-8",
+        ),
+        "console.js" => (
+            include_bytes!("../../assets/console.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "htmx.min.js" => (
+            include_bytes!("../../web/node_modules/htmx.org/dist/htmx.min.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "echarts.min.js" => (
+            include_bytes!("../../web/node_modules/echarts/dist/echarts.min.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
     (
-        [(CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("../../assets/console.css"),
+        [
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_str(kind)
+                    .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+            ),
+            (
+                CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
+        ],
+        body,
     )
+        .into_response()
 }

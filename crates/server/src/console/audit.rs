@@ -1,0 +1,8 @@
+//! The audit log viewer (to be built).
+
+use crate::http::ApiState;
+use axum::Router;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+}

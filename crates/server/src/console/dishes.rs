@@ -1,0 +1,8 @@
+//! Dish performance, cohorts, alerts (to be built).
+
+use crate::http::ApiState;
+use axum::Router;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+}

@@ -1,0 +1,8 @@
+//! Segments builder (to be built).
+
+use crate::http::ApiState;
+use axum::Router;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+}

@@ -1,0 +1,8 @@
+//! Staff, API keys, message log (to be built).
+
+use crate::http::ApiState;
+use axum::Router;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+}
