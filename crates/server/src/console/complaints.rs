@@ -252,7 +252,7 @@ async fn move_along(
     Path(id): Path<String>,
     Form(form): Form<TransitionForm>,
 ) -> Response {
-    if let Err(refused) = staff.check_csrf(&form.csrf) {
+    if let Some(refused) = staff.csrf_refusal(&form.csrf) {
         return refused;
     }
     let filled = |s: String| (!s.trim().is_empty()).then(|| s.trim().to_string());

@@ -186,13 +186,12 @@ impl Staff {
         }
     }
 
-    /// A form's CSRF token must be the session's; anything else is refused.
-    pub fn check_csrf(&self, token: &str) -> Result<(), Response> {
-        if secret_eq(token, &self.session.csrf_token) {
-            Ok(())
-        } else {
-            Err(self.fail(AppError::Unauthorized("csrf")))
-        }
+    /// A form's CSRF token must be the session's: the refusal to answer
+    /// with when it is not, `None` when it is.
+    /// `if let Some(refused) = staff.csrf_refusal(&form.csrf) { return refused; }`
+    pub fn csrf_refusal(&self, token: &str) -> Option<Response> {
+        (!secret_eq(token, &self.session.csrf_token))
+            .then(|| self.fail(AppError::Unauthorized("csrf")))
     }
 
     /// The error page for a failed call, in this staff member's language.
