@@ -492,6 +492,99 @@ pub async fn distribution(
     q.fetch_all(conn).await.store()
 }
 
+/// What the dashboard shows beside the reports, for one scope and window.
+#[derive(Debug, Clone, Default)]
+pub struct Pulse {
+    /// Points on the balances of the scope's members (home store): what the
+    /// chain owes its guests.
+    pub points_outstanding: i64,
+    /// NPS answers (0–10) at the scope's stores in the window: from
+    /// feedback and from survey responses not already filed as feedback.
+    pub nps_answers: i64,
+    pub promoters: i64,
+    pub detractors: i64,
+    /// Complaints (feedback with a severity) at the scope's stores in the
+    /// window; of those with a first-response deadline, how many were
+    /// answered by it.
+    pub complaints: i64,
+    pub complaints_due: i64,
+    pub complaints_in_time: i64,
+    /// Complaints not yet closed (any date).
+    pub complaints_open: i64,
+}
+
+/// The dashboard's figures beside the reports; see [`Pulse`].
+pub async fn pulse(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    start: i64,
+    end: i64,
+) -> StoreResult<Pulse> {
+    let mut pulse = Pulse::default();
+    let (members_in_scope, values) = scope.condition("m.home_store_code", 1);
+    let sql = format!(
+        "SELECT CAST(COALESCE(SUM(m.points_balance), 0) AS BIGINT) FROM members m \
+         WHERE m.erased_at IS NULL{members_in_scope}"
+    );
+    let mut q = sqlx::query_scalar::<_, i64>(&sql);
+    for v in &values {
+        q = q.bind(v);
+    }
+    pulse.points_outstanding = q.fetch_one(&mut *conn).await.store()?;
+
+    let (answers_in_scope, values) = scope.condition("x.store_code", 3);
+    let sql = format!(
+        "SELECT CAST(COUNT(*) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN x.nps >= 9 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN x.nps <= 6 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+         FROM (SELECT nps, store_code, created_at FROM feedback WHERE nps IS NOT NULL \
+               UNION ALL SELECT nps, store_code, created_at FROM survey_responses \
+               WHERE nps IS NOT NULL AND feedback_id IS NULL) x \
+         WHERE x.created_at >= $1 AND x.created_at < $2{answers_in_scope}"
+    );
+    let mut q = sqlx::query_as::<_, (i64, i64, i64)>(&sql)
+        .bind(start)
+        .bind(end);
+    for v in &values {
+        q = q.bind(v);
+    }
+    (pulse.nps_answers, pulse.promoters, pulse.detractors) =
+        q.fetch_one(&mut *conn).await.store()?;
+
+    let (complaints_in_scope, values) = scope.condition("f.store_code", 3);
+    let sql = format!(
+        "SELECT CAST(COUNT(*) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN f.due_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN f.acknowledged_at IS NOT NULL AND f.acknowledged_at <= f.due_at \
+              THEN 1 ELSE 0 END), 0) AS BIGINT) \
+         FROM feedback f WHERE f.severity <> 'none' \
+         AND f.created_at >= $1 AND f.created_at < $2{complaints_in_scope}"
+    );
+    let mut q = sqlx::query_as::<_, (i64, i64, i64)>(&sql)
+        .bind(start)
+        .bind(end);
+    for v in &values {
+        q = q.bind(v);
+    }
+    (
+        pulse.complaints,
+        pulse.complaints_due,
+        pulse.complaints_in_time,
+    ) = q.fetch_one(&mut *conn).await.store()?;
+
+    let (open_in_scope, values) = scope.condition("f.store_code", 1);
+    let sql = format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM feedback f WHERE f.severity <> 'none' \
+         AND f.status <> 'closed'{open_in_scope}"
+    );
+    let mut q = sqlx::query_scalar::<_, i64>(&sql);
+    for v in &values {
+        q = q.bind(v);
+    }
+    pulse.complaints_open = q.fetch_one(&mut *conn).await.store()?;
+    Ok(pulse)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

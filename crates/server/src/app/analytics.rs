@@ -1247,6 +1247,43 @@ pub async fn distribution(
     })
 }
 
+/// The dashboard's figures beside the reports (`repurchase`,
+/// `distribution`): points owed, NPS, complaints and their SLA.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Pulse {
+    pub window: WindowView,
+    pub scope: ScopeView,
+    /// Points on the balances of the scope's members (by home store).
+    pub points_outstanding: i64,
+    pub nps_answers: i64,
+    /// % promoters (9–10) minus % detractors (0–6); null with no answers.
+    pub nps: Option<f64>,
+    pub complaints: i64,
+    /// Complaints answered by their first-response deadline, 0–1.
+    pub sla_met: Option<f64>,
+    /// Complaints not closed yet, whenever they came in.
+    pub complaints_open: i64,
+}
+
+pub async fn pulse(app: &Regulars, caller: &Principal, q: &RawQuery) -> AppResult<Pulse> {
+    let (window, scope, _) = prepare(app, caller, q).await?;
+    let p = {
+        let mut conn = app.db.reader().await?;
+        repo::pulse(&mut conn, &scope, window.start, window.end).await?
+    };
+    Ok(Pulse {
+        window: window.view(),
+        scope: ScopeView::from(&scope),
+        points_outstanding: p.points_outstanding,
+        nps_answers: p.nps_answers,
+        nps: (p.nps_answers > 0)
+            .then(|| 100.0 * (p.promoters - p.detractors) as f64 / p.nps_answers as f64),
+        complaints: p.complaints,
+        sla_met: rate(p.complaints_in_time, p.complaints_due),
+        complaints_open: p.complaints_open,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,6 +52,7 @@ pub fn router() -> Router<ApiState> {
         .route("/console/logout", post(logout))
         .route("/console/lang", get(switch_language))
         .route("/console/assets/{file}", get(asset))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .merge(complaints::routes())
         .merge(audit::routes())
         .merge(campaigns::routes())
