@@ -314,7 +314,7 @@ pub async fn prepare(regulars: &Regulars, database_url: &str) -> anyhow::Result<
         staff::put_setting(&mut conn, SEEDED_KEY, &now_ms().to_string()).await?;
     }
     let password = secret::generate_password();
-    match auth::create_user(regulars, ADMIN, Role::HqAdmin, None, &password).await {
+    match auth::create_user(regulars, "cli", ADMIN, Role::HqAdmin, None, &password).await {
         Ok(()) => {}
         Err(regulars_server::AppError::Conflict { .. }) => {
             auth::reset_password(regulars, ADMIN, &password)
@@ -323,7 +323,7 @@ pub async fn prepare(regulars: &Regulars, database_url: &str) -> anyhow::Result<
         }
         Err(e) => return Err(anyhow::anyhow!("{e}")),
     }
-    let (_, api_key) = auth::create_api_key(regulars, Role::HqAdmin, None, "demo")
+    let (_, api_key) = auth::create_api_key(regulars, "cli", Role::HqAdmin, None, "demo")
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(DemoLogin {

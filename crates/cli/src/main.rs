@@ -366,7 +366,7 @@ async fn run() -> anyhow::Result<()> {
             command: ApikeyCommand::Create { role, store, name },
         } => {
             let regulars = open(&config).await?;
-            let (id, key) = auth::create_api_key(&regulars, role, store.as_deref(), &name)
+            let (id, key) = auth::create_api_key(&regulars, "cli", role, store.as_deref(), &name)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!(
@@ -391,9 +391,16 @@ async fn run() -> anyhow::Result<()> {
                 .context("cannot read the password from standard input")?;
             let password = password.trim_end_matches(['\n', '\r']);
             let regulars = open(&config).await?;
-            auth::create_user(&regulars, &username, role, store.as_deref(), password)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            auth::create_user(
+                &regulars,
+                "cli",
+                &username,
+                role,
+                store.as_deref(),
+                password,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created user {username} ({role})");
             Ok(())
         }

@@ -61,7 +61,7 @@ async fn spawn_app(backend: Backend) -> TestApp {
         MasterKey::generate().keyring(),
         chrono_tz::Asia::Shanghai,
     );
-    let (_, admin_key) = auth::create_api_key(&regulars, Role::HqAdmin, None, "test admin")
+    let (_, admin_key) = auth::create_api_key(&regulars, "cli", Role::HqAdmin, None, "test admin")
         .await
         .expect("admin key");
     let server = Server::bind("127.0.0.1:0", regulars.clone())

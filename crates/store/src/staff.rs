@@ -232,3 +232,100 @@ pub async fn put_setting(conn: &mut AnyConnection, key: &str, value: &str) -> St
     .store()?;
     Ok(())
 }
+
+/// The newest audit entries first, narrowed by whatever is given; `before`
+/// is the id to page back from.
+pub async fn audit_search(
+    conn: &mut AnyConnection,
+    actor: Option<&str>,
+    action: Option<&str>,
+    subject: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+) -> StoreResult<Vec<AuditRow>> {
+    sqlx::query_as::<_, AuditRow>(
+        "SELECT id, at, actor, action, subject, detail FROM audit_log \
+         WHERE ($1 = '' OR actor = $1) AND ($2 = '' OR action = $2 OR action LIKE $3) \
+         AND ($4 = '' OR subject = $4) AND id < $5 ORDER BY id DESC LIMIT $6",
+    )
+    .bind(actor.unwrap_or(""))
+    .bind(action.unwrap_or(""))
+    .bind(format!("{}.%", action.unwrap_or("")))
+    .bind(subject.unwrap_or(""))
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .store()
+}
+
+/// A staff account as the staff page lists it (never the password hash).
+#[derive(Debug, Clone, FromRow)]
+pub struct StaffUserListRow {
+    pub username: String,
+    pub role: String,
+    pub store_code: Option<String>,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+pub async fn list_users(conn: &mut AnyConnection) -> StoreResult<Vec<StaffUserListRow>> {
+    sqlx::query_as::<_, StaffUserListRow>(
+        "SELECT username, role, store_code, created_at, disabled_at FROM staff_users ORDER BY username",
+    )
+    .fetch_all(conn)
+    .await
+    .store()
+}
+
+/// Disable an account and end its sessions; false when no such active user.
+pub async fn disable_user(conn: &mut AnyConnection, username: &str, now: i64) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE staff_users SET disabled_at = $1 WHERE username = $2 AND disabled_at IS NULL",
+    )
+    .bind(now)
+    .bind(username)
+    .execute(&mut *conn)
+    .await
+    .store()?;
+    sqlx::query(
+        "DELETE FROM staff_sessions WHERE user_id IN (SELECT id FROM staff_users WHERE username = $1)",
+    )
+    .bind(username)
+    .execute(conn)
+    .await
+    .store()?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// An API key as the staff page lists it (never the key or its hash).
+#[derive(Debug, Clone, FromRow)]
+pub struct ApiKeyListRow {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub store_code: Option<String>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+pub async fn list_api_keys(conn: &mut AnyConnection) -> StoreResult<Vec<ApiKeyListRow>> {
+    sqlx::query_as::<_, ApiKeyListRow>(
+        "SELECT id, name, role, store_code, created_at, revoked_at FROM api_keys ORDER BY created_at DESC",
+    )
+    .fetch_all(conn)
+    .await
+    .store()
+}
+
+/// Revoke a key; false when no such unrevoked key.
+pub async fn revoke_api_key(conn: &mut AnyConnection, id: &str, now: i64) -> StoreResult<bool> {
+    let done =
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(conn)
+            .await
+            .store()?;
+    Ok(done.rows_affected() > 0)
+}

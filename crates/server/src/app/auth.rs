@@ -93,8 +93,10 @@ async fn check_scope(app: &Regulars, role: Role, store: Option<&str>) -> AppResu
 }
 
 /// Create an API key; returns `(key id, secret)`. The secret is shown once.
+/// `actor` is who asked (`cli`, or a console user), for the audit log.
 pub async fn create_api_key(
     app: &Regulars,
+    actor: &str,
     role: Role,
     store: Option<&str>,
     name: &str,
@@ -116,7 +118,7 @@ pub async fn create_api_key(
     .await?;
     staff::audit(
         &mut tx,
-        "cli",
+        actor,
         "apikey.create",
         &format!("key:{id}"),
         role.as_str(),
@@ -127,9 +129,11 @@ pub async fn create_api_key(
     Ok((id, key))
 }
 
-/// Create a staff user with an argon2id password hash.
+/// Create a staff user with an argon2id password hash. `actor` is who
+/// asked (`cli`, or a console user), for the audit log.
 pub async fn create_user(
     app: &Regulars,
+    actor: &str,
     username: &str,
     role: Role,
     store: Option<&str>,
@@ -152,7 +156,7 @@ pub async fn create_user(
     }
     staff::audit(
         &mut tx,
-        "cli",
+        actor,
         "user.create",
         &format!("user:{username}"),
         role.as_str(),

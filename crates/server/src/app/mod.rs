@@ -52,6 +52,8 @@ pub mod points;
 pub mod rewards;
 /// Segments: count, list and export members by expression; saved segments.
 pub mod segments;
+/// Staff accounts and API keys managed by HQ; the audit log read back.
+pub mod staff_accounts;
 /// Surveys: NPS and monthly satisfaction, results.
 pub mod surveys;
 /// `regulars verify`: every ledger invariant, checked against the rows.

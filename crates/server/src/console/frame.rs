@@ -130,7 +130,8 @@ pub struct Chrome {
     pub csrf: String,
     pub lang: Lang,
     pub nav: Vec<NavLink>,
-    /// The page's own address, for the language switch to come back to.
+    /// The page's own address with its query, for the language switch to
+    /// come back to.
     pub here: String,
 }
 
@@ -145,7 +146,10 @@ impl Chrome {
 pub struct Staff {
     pub session: Session,
     pub lang: Lang,
+    /// The path of the request (which navigation entry is current).
     pub here: String,
+    /// Path and query, for the language switch to come back to.
+    back: String,
 }
 
 impl Staff {
@@ -182,7 +186,7 @@ impl Staff {
             csrf: self.session.csrf_token.clone(),
             lang: self.lang,
             nav,
-            here: self.here.clone(),
+            here: self.back.clone(),
         }
     }
 
@@ -219,6 +223,22 @@ impl FromRequestParts<ApiState> for Staff {
             .map(|u| u.0.clone())
             .unwrap_or_else(|| parts.uri.clone());
         let here = uri.path().to_string();
+        // A page answering a form post comes back to the page the form was
+        // on (a GET of the post's address would not show it).
+        let back = if parts.method == axum::http::Method::GET {
+            uri.path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| here.clone())
+        } else {
+            parts
+                .headers
+                .get(axum::http::header::REFERER)
+                .and_then(|r| r.to_str().ok())
+                .and_then(|r| r.parse::<axum::http::Uri>().ok())
+                .and_then(|u| u.path_and_query().map(|p| p.as_str().to_string()))
+                .filter(|p| p.starts_with("/console"))
+                .unwrap_or_else(|| "/console".to_string())
+        };
         let session = match cookie(&parts.headers, SESSION_COOKIE) {
             Some(token) => auth::session(&state.regulars, &token)
                 .await
@@ -230,10 +250,19 @@ impl FromRequestParts<ApiState> for Staff {
                 session,
                 lang,
                 here,
+                back,
             }),
             None => Err(redirect("/console/login")),
         }
     }
+}
+
+/// A stored RFC 3339 time as a table has room for: `2026-11-25 10:30`.
+pub fn when(rfc3339: &str) -> String {
+    rfc3339
+        .get(..16)
+        .map(|t| t.replace('T', " "))
+        .unwrap_or_else(|| rfc3339.to_string())
 }
 
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {

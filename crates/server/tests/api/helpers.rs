@@ -30,7 +30,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         MasterKey::generate().keyring(),
         chrono_tz::Asia::Shanghai,
     );
-    let (_, admin_key) = auth::create_api_key(&regulars, Role::HqAdmin, None, "test admin")
+    let (_, admin_key) = auth::create_api_key(&regulars, "cli", Role::HqAdmin, None, "test admin")
         .await
         .expect("admin key");
     let server = Server::bind("127.0.0.1:0", regulars.clone())
@@ -119,7 +119,7 @@ impl TestApp {
     }
 
     pub async fn key_for(&self, role: Role, store: Option<&str>) -> String {
-        auth::create_api_key(&self.regulars, role, store, "test")
+        auth::create_api_key(&self.regulars, "cli", role, store, "test")
             .await
             .expect("key")
             .1
