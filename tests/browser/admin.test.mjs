@@ -177,6 +177,31 @@ for (const backend of BACKENDS) {
       }
     });
 
+    check('dish performance, cohort retention and complaint-rate alerts are drawn from the orders', async () => {
+      const context = await offlineContext(browser, { viewport: { width: 1280, height: 900 } });
+      try {
+        const page = await context.newPage();
+        await signInConsole(page, chain.base, ADMIN.username, ADMIN.password);
+        await Promise.all([page.waitForURL((u) => u.pathname === '/console/dishes'), page.click('#nav-dishes')]);
+        const soup = await page.$$eval('#dishes tr[data-sku="HP-01"] td', (tds) => tds.map((td) => td.textContent.trim()));
+        assert.equal(soup[0], '麻辣锅底');
+        assert.equal(soup[2], '3', 'three units sold');
+        assert.equal(soup[3], '¥545.00');
+        await page.waitForSelector('#chart-cohorts[data-drawn="true"] svg');
+        if (backend.screenshot) await screenshot(page, `${backend.name}-dishes`);
+        const csv = await page.evaluate(async () => (await fetch(document.querySelector('#dishes-export').href)).text());
+        assert.match(csv.split('\n')[0], /^sku,name,category,quantity,sales_fen/);
+        assert.match(csv, /HP-01,麻辣锅底,soup_base,3,54500/);
+
+        await Promise.all([page.waitForURL((u) => u.pathname === '/console/alerts'), page.click('#nav-alerts')]);
+        assert.match(await page.locator('#store-rates tr[data-store="CD01"]').textContent(), /CD01\s*西南\s*3\s*0/);
+        await page.waitForSelector('#chart-complaint-rates[data-drawn="true"] svg');
+        assert.deepEqual(context.external, [], 'no request left the machine');
+      } finally {
+        await context.close();
+      }
+    });
+
     check('a store manager has no staff or audit pages', async () => {
       const context = await offlineContext(browser);
       try {

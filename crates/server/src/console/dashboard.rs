@@ -35,17 +35,17 @@ struct StoreLine {
 
 /// The filter form as the user filled it in (kept on a re-render).
 #[derive(Default)]
-struct Filters {
-    from: String,
-    to: String,
-    brand: String,
-    region: String,
-    city: String,
-    store: String,
+pub(super) struct Filters {
+    pub from: String,
+    pub to: String,
+    pub brand: String,
+    pub region: String,
+    pub city: String,
+    pub store: String,
 }
 
 impl Filters {
-    fn read(pairs: &[(String, String)]) -> Filters {
+    pub(super) fn read(pairs: &[(String, String)]) -> Filters {
         let mut f = Filters::default();
         for (k, v) in pairs {
             let v = v.trim().to_string();
@@ -63,7 +63,7 @@ impl Filters {
     }
 
     /// The filled-in filters as report parameters, plus `extra`.
-    fn query(&self, extra: &[(&str, &str)]) -> Result<RawQuery, AppError> {
+    pub(super) fn query(&self, extra: &[(&str, &str)]) -> Result<RawQuery, AppError> {
         let mut pairs: Vec<(String, String)> = [
             ("from", &self.from),
             ("to", &self.to),
@@ -198,7 +198,7 @@ async fn dashboard(
 
 /// A refused filter, next to its field. Unknown brand/region/city/store
 /// codes name their field through the error code.
-fn filter_errors(lang: Lang, e: &AppError) -> FieldErrors {
+pub(super) fn filter_errors(lang: Lang, e: &AppError) -> FieldErrors {
     if let AppError::Unprocessable { code, .. } = e {
         let field = match *code {
             "unknown_brand" => Some(("brand", "没有这个品牌", "No such brand")),
