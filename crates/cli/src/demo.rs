@@ -97,7 +97,18 @@ pub struct DemoLogin {
     pub username: String,
     pub password: String,
     pub api_key: String,
+    /// The other demo staff (`username`, role), same password as the admin.
+    pub staff: Vec<(&'static str, &'static str)>,
 }
+
+/// Staff accounts besides the admin, one per kind of console user, so each
+/// role's view can be tried: `(username, role, store)`.
+const DEMO_STAFF: [(&str, Role, Option<&str>); 4] = [
+    ("marketing", Role::Marketing, None),
+    ("service", Role::ServiceAgent, None),
+    ("analyst", Role::Analyst, None),
+    ("cd01_manager", Role::StoreManager, Some("CD01")),
+];
 
 /// A phone number that is valid but clearly fake: the 170/171 virtual-carrier
 /// ranges, made unique by the member's index.
@@ -281,6 +292,7 @@ pub async fn prepare(regulars: &Regulars, database_url: &str) -> anyhow::Result<
         let orders = seed_orders(regulars, &admin).await?;
         let (redeemed, coupons) = seed_rewards(regulars, &admin).await?;
         let (feedback, answers) = seed_feedback(regulars, &admin).await?;
+        seed_campaigns(regulars, &admin).await?;
         // Two more years of imported history from the data generator (the
         // same one `regulars generate` runs at scale), so the intelligence
         // pages have a chain-sized crowd to learn from.
@@ -314,14 +326,17 @@ pub async fn prepare(regulars: &Regulars, database_url: &str) -> anyhow::Result<
         staff::put_setting(&mut conn, SEEDED_KEY, &now_ms().to_string()).await?;
     }
     let password = secret::generate_password();
-    match auth::create_user(regulars, "cli", ADMIN, Role::HqAdmin, None, &password).await {
-        Ok(()) => {}
-        Err(regulars_server::AppError::Conflict { .. }) => {
-            auth::reset_password(regulars, ADMIN, &password)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let accounts = [(ADMIN, Role::HqAdmin, None)].into_iter().chain(DEMO_STAFF);
+    for (username, role, store) in accounts {
+        match auth::create_user(regulars, "cli", username, role, store, &password).await {
+            Ok(()) => {}
+            Err(regulars_server::AppError::Conflict { .. }) => {
+                auth::reset_password(regulars, username, &password)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            Err(e) => return Err(anyhow::anyhow!("{e}")),
         }
-        Err(e) => return Err(anyhow::anyhow!("{e}")),
     }
     let (_, api_key) = auth::create_api_key(regulars, "cli", Role::HqAdmin, None, "demo")
         .await
@@ -330,6 +345,10 @@ pub async fn prepare(regulars: &Regulars, database_url: &str) -> anyhow::Result<
         username: ADMIN.into(),
         password,
         api_key,
+        staff: DEMO_STAFF
+            .iter()
+            .map(|(name, role, _)| (*name, role.as_str()))
+            .collect(),
     })
 }
 
@@ -903,4 +922,102 @@ async fn seed_feedback(regulars: &Regulars, admin: &Principal) -> anyhow::Result
         }
     }
     Ok((given, answers))
+}
+
+/// Saved segments and campaigns in the states marketing meets them: a
+/// win-back sent against a control group (its messages go out in the
+/// demo's jobs run, to the member inbox), a birthday campaign running, and a
+/// holiday promotion above HQ's size line waiting for an approval.
+async fn seed_campaigns(regulars: &Regulars, admin: &Principal) -> anyhow::Result<()> {
+    use regulars_core::campaign::CampaignSpec;
+    use regulars_server::app::campaigns::{self, StatusRequest};
+    use regulars_server::app::segments::{self, SegmentInput};
+    let fail = |what: &'static str| {
+        move |e: regulars_server::AppError| anyhow::anyhow!("demo {what}: {e}")
+    };
+    let mut saved = Vec::new();
+    for (name, expression) in [
+        (
+            "金卡以上 60 天未到店",
+            "tier >= gold and days_since_visit > 60",
+        ),
+        (
+            "成都重庆 · 爱吃辣",
+            "city in [\"成都\", \"重庆\"] and spice_level >= 3",
+        ),
+        ("沉睡或流失", "lifecycle in [dormant, churned]"),
+    ] {
+        let segment = segments::save(
+            regulars,
+            admin,
+            SegmentInput {
+                name: name.into(),
+                expression: expression.into(),
+                description: None,
+            },
+        )
+        .await
+        .map_err(fail("segment"))?;
+        saved.push(segment.id);
+    }
+    // Above 1,000 guests a campaign needs HQ's approval in the demo.
+    let mut settings = campaigns::settings(regulars, admin)
+        .await
+        .map_err(fail("campaign settings"))?;
+    settings.approval_above = 1_000;
+    campaigns::set_settings(regulars, admin, settings)
+        .await
+        .map_err(fail("campaign settings"))?;
+    // Marketing submits; HQ's admin (the demo principal) approves.
+    let marketing = Principal {
+        actor: "user:marketing".into(),
+        role: Role::Marketing,
+        store: None,
+    };
+    let template =
+        |zh: &str, en: &str| serde_json::json!({"name": "A", "template": {"zh": zh, "en": en}});
+    let holiday = (chrono::Utc::now() + chrono::Duration::days(20)).to_rfc3339();
+    let just_now = (chrono::Utc::now() - chrono::Duration::minutes(5)).to_rfc3339();
+    let plans = [
+        (
+            serde_json::json!({"name": "金卡会员 60 天唤醒", "segment_id": saved[0],
+                "trigger": {"kind": "scheduled", "send_at": just_now}, "channels": ["inbox"],
+                "control_permille": 100, "bonus_points": 200, "budget_points": 200_000,
+                "variants": [template("{name}，好久不见！送您 200 积分，回来尝尝新锅底吧。", "{name}, we miss you! Here are 200 points.")]}),
+            true,
+        ),
+        (
+            serde_json::json!({"name": "生日关怀", "trigger": {"kind": "birthday", "days_before": 3},
+                "channels": ["inbox"], "control_permille": 100,
+                "variants": [template("{name}，三天后是您的生日，{tier}会员生日礼已备好！", "{name}, your birthday is in three days!")]}),
+            true,
+        ),
+        (
+            serde_json::json!({"name": "元旦火锅节", "trigger": {"kind": "scheduled", "send_at": holiday},
+                "channels": ["inbox"], "control_permille": 50,
+                "variants": [template("元旦火锅节：全场锅底半价！", "New Year hotpot festival: soup bases half price!")]}),
+            false,
+        ),
+    ];
+    for (plan, approve) in plans {
+        let spec: CampaignSpec = serde_json::from_value(plan)?;
+        let campaign = campaigns::create(regulars, &marketing, spec)
+            .await
+            .map_err(fail("campaign"))?;
+        let submitted = campaigns::change_status(
+            regulars,
+            &marketing,
+            &campaign.id,
+            StatusRequest::Submit,
+            None,
+        )
+        .await
+        .map_err(fail("campaign"))?;
+        if approve && submitted.status.as_str() != "active" {
+            campaigns::change_status(regulars, admin, &campaign.id, StatusRequest::Approve, None)
+                .await
+                .map_err(fail("campaign"))?;
+        }
+    }
+    Ok(())
 }

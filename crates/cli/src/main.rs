@@ -286,6 +286,12 @@ async fn run() -> anyhow::Result<()> {
             println!("  Regulars demo is ready.");
             println!("  Console:  http://{addr}/console");
             println!("  Login:    {}  /  {}", login.username, login.password);
+            let others: Vec<String> = login
+                .staff
+                .iter()
+                .map(|(name, role)| format!("{name} ({role})"))
+                .collect();
+            println!("  Also:     {}  (same password)", others.join(", "));
             println!("  API key:  {}  (hq_admin; try `curl -H 'Authorization: Bearer <key>' http://{addr}/api/v1/stores`)", login.api_key);
             println!("  API doc:  http://{addr}/api/v1/openapi.json");
             println!("  (the password and key are new on every start of the demo)");
