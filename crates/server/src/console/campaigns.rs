@@ -65,7 +65,12 @@ fn trigger_text(lang: Lang, trigger: &Trigger) -> String {
         .map(|(_, zh, en)| lang.t(zh, en))
         .unwrap_or("—");
     let detail = match trigger {
-        Trigger::Scheduled { send_at } => Some(send_at.replace('T', " ")),
+        // Shown at its own offset, as it was entered: "2026-12-21 10:00".
+        Trigger::Scheduled { send_at } => Some(
+            chrono::DateTime::parse_from_rfc3339(send_at)
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_else(|_| send_at.clone()),
+        ),
         Trigger::Birthday { days_before } => Some(match lang {
             Lang::Zh => format!("生日前 {days_before} 天"),
             Lang::En => format!("{days_before} days before"),
@@ -896,10 +901,19 @@ async fn detail_page(
     let names = segment_names(state, staff).await;
     let spec = &v.spec;
     let sent: u64 = results.arms.iter().map(|a| a.delivered).sum();
-    let reward = match (&spec.coupon_template_id, spec.bonus_points) {
+    let coupon_name = match &spec.coupon_template_id {
+        Some(t) => coupons::list_templates(app, staff.principal())
+            .await
+            .ok()
+            .and_then(|list| list.into_iter().find(|x| &x.id == t))
+            .map(|x| x.template.name)
+            .or_else(|| Some(t.clone())),
+        None => None,
+    };
+    let reward = match (&coupon_name, spec.bonus_points) {
         (Some(t), _) => match lang {
-            Lang::Zh => format!("优惠券（模板 {t}）"),
-            Lang::En => format!("Coupon (template {t})"),
+            Lang::Zh => format!("优惠券：{t}"),
+            Lang::En => format!("Coupon: {t}"),
         },
         (None, p) if p > 0 => match lang {
             Lang::Zh => format!("赠送 {p} 积分"),
