@@ -7,6 +7,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { BACKENDS, BIN, CHROMIUM, api, launch, offlineContext, screenshot, signInConsole, startChain } from './support.mjs';
 
 const ADMIN = { username: 'hq_lin', password: 'correct-horse-battery' };
@@ -43,6 +44,40 @@ async function put(base, key, path, body) {
   const answer = await res.text();
   assert.equal(res.status, 200, `PUT ${path} -> ${res.status} ${answer}`);
   return JSON.parse(answer);
+}
+
+async function post(base, key, path, body) {
+  const res = await fetch(base + path, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const answer = await res.text();
+  assert.ok(res.ok, `POST ${path} -> ${res.status} ${answer}`);
+  return answer ? JSON.parse(answer) : null;
+}
+
+/** An SMS gateway on 127.0.0.1 that refuses (400) while `refusing`. */
+async function smsGateway() {
+  const gateway = { refusing: true, received: [] };
+  gateway.server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      gateway.received.push(JSON.parse(body));
+      res.writeHead(gateway.refusing ? 400 : 200, { 'content-type': 'application/json' });
+      res.end(gateway.refusing ? '{"error":"template not registered"}' : '{"ok":true}');
+    });
+  });
+  await new Promise((ok) => gateway.server.listen(0, '127.0.0.1', ok));
+  gateway.url = `http://127.0.0.1:${gateway.server.address().port}/sms`;
+  return gateway;
+}
+
+/** Noon tomorrow, China time: outside quiet hours whenever the test runs. */
+function tomorrowNoon() {
+  const day = new Date(Date.now() + 8 * 3600_000 + 86_400_000).toISOString().slice(0, 10);
+  return `${day}T12:00:00+08:00`;
 }
 
 /** The funnel table as {arm: {members, delivered}}. */
@@ -255,6 +290,59 @@ for (const backend of BACKENDS) {
       } finally {
         await mkt.close();
         await hq.close();
+      }
+    });
+
+    check('a message the gateway refused is a dead letter, and Retry sends it again', async () => {
+      const { base, key, run } = chain;
+      const gateway = await smsGateway();
+      const context = await offlineContext(browser);
+      try {
+        await put(base, key, '/api/v1/campaign-channels', {
+          sms: { url: gateway.url, secret: 'gateway-secret-for-tests' },
+          public_url: base,
+        });
+        const guest = await api(base, key, '/api/v1/members', {
+          phone: '13500135005', name: '短信会员', home_store: 'CD01', consents: { sms: true },
+        });
+        const smsSegment = await api(base, key, '/api/v1/segments', { name: '短信会员', expression: 'consent_sms = true' });
+        const campaign = await api(base, key, '/api/v1/campaigns', {
+          name: '短信新品通知',
+          trigger: { kind: 'scheduled', send_at: '2025-12-01T10:00:00+08:00' },
+          segment_id: smsSegment.id,
+          channels: ['sms'],
+          control_permille: 0,
+          variants: [{ name: 'A', template: { zh: '{name}，新品上市', en: 'New dishes, {name}' } }],
+        });
+        // One member: below HQ's line, active on submission.
+        const submitted = await post(base, key, `/api/v1/campaigns/${campaign.id}/status`, { change: 'submit' });
+        assert.equal(submitted.status, 'active');
+        await run(['jobs', 'run', '--now', tomorrowNoon()]);
+        assert.equal(gateway.received.length, 1, 'the gateway was asked once');
+
+        const page = await context.newPage();
+        await signInConsole(page, base, MARKETING.username, MARKETING.password);
+        await page.goto(`${base}/console/campaigns/${campaign.id}`);
+        assert.equal(await text(page.locator('#dead-count')), '1');
+        const dead = page.locator('#sends tr.dead');
+        assert.equal(await dead.count(), 1);
+        assert.match(await dead.textContent(), /失败（死信）/);
+        assert.match(await dead.textContent(), /template not registered|400/);
+
+        // The provider is fixed; Retry puts the message back and the next run sends it.
+        gateway.refusing = false;
+        await submit(page, '#sends tr.dead button.retry');
+        assert.equal(await text(page.locator('#dead-count')), '0');
+        assert.match(await page.locator('#sends tbody').textContent(), /待发送/);
+        await run(['jobs', 'run', '--now', tomorrowNoon()]);
+        await page.reload();
+        assert.match(await page.locator('#sends tbody').textContent(), /已发送/);
+        assert.equal(gateway.received.length, 2);
+        assert.equal(gateway.received[1].member_id, guest.id);
+        assert.deepEqual(context.external, []);
+      } finally {
+        await context.close();
+        gateway.server.close();
       }
     });
   });
