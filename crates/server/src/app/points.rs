@@ -1138,25 +1138,23 @@ pub async fn adjustment_requests(
         caller.check(Action::StaffManage, None)?;
     }
     let mut conn = app.db.reader().await?;
-    Ok(
-        regulars_store::adjustments::list_requests(&mut conn, 200)
-            .await?
-            .into_iter()
-            .map(|r| AdjustmentRequestView {
-                requested_at: rfc3339(app, r.requested_at),
-                decided_at: r.decided_at.map(|d| rfc3339(app, d)),
-                id: r.id,
-                member_id: r.member_id,
-                member_code: r.member_code,
-                kind: r.kind,
-                points: r.points,
-                reason: r.reason,
-                requested_by: r.requested_by,
-                status: r.status,
-                decided_by: r.decided_by,
-            })
-            .collect(),
-    )
+    Ok(regulars_store::adjustments::list_requests(&mut conn, 200)
+        .await?
+        .into_iter()
+        .map(|r| AdjustmentRequestView {
+            requested_at: rfc3339(app, r.requested_at),
+            decided_at: r.decided_at.map(|d| rfc3339(app, d)),
+            id: r.id,
+            member_id: r.member_id,
+            member_code: r.member_code,
+            kind: r.kind,
+            points: r.points,
+            reason: r.reason,
+            requested_by: r.requested_by,
+            status: r.status,
+            decided_by: r.decided_by,
+        })
+        .collect())
 }
 
 /// Approve (apply through [`adjust`], the approver recorded on the entry)

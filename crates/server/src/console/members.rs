@@ -54,10 +54,7 @@ fn day(rfc3339: &str) -> String {
 }
 
 fn or_dash(value: Option<&str>) -> String {
-    value
-        .filter(|v| !v.is_empty())
-        .unwrap_or("—")
-        .to_string()
+    value.filter(|v| !v.is_empty()).unwrap_or("—").to_string()
 }
 
 // ---------------------------------------------------------------------------
@@ -146,7 +143,9 @@ async fn search(
         q.segment.trim().to_string(),
     );
     let mut errors = FieldErrors::default();
-    let mut caption = lang.t("全部会员（前 50 位）", "All members (first 50)").to_string();
+    let mut caption = lang
+        .t("全部会员（前 50 位）", "All members (first 50)")
+        .to_string();
     let found: Result<Vec<MemberView>, AppError> = if !phone.is_empty() {
         caption = format!("{} {phone}", lang.t("手机号", "Phone"));
         members::list_members(
@@ -383,12 +382,18 @@ fn taste_lines(lang: Lang, m: &MemberView) -> Vec<(String, String)> {
                 serde_json::Value::Array(items) if items.is_empty() => continue,
                 serde_json::Value::Array(items) => items
                     .iter()
-                    .map(|i| i.as_str().map(str::to_string).unwrap_or_else(|| i.to_string()))
+                    .map(|i| {
+                        i.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| i.to_string())
+                    })
                     .collect::<Vec<_>>()
                     .join("、"),
                 serde_json::Value::String(s) if s.is_empty() => continue,
                 serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Bool(b) => lang.t(if *b { "是" } else { "否" }, if *b { "yes" } else { "no" }).to_string(),
+                serde_json::Value::Bool(b) => lang
+                    .t(if *b { "是" } else { "否" }, if *b { "yes" } else { "no" })
+                    .to_string(),
                 other => other.to_string(),
             };
             out.push((key.clone(), text));
@@ -468,7 +473,11 @@ async fn member_page(
                             .collect(),
                         order: or_dash(e.order_ref.as_deref()),
                         at: when(&e.at),
-                        expires: e.expires_at.as_deref().map(day).unwrap_or_else(|| "—".into()),
+                        expires: e
+                            .expires_at
+                            .as_deref()
+                            .map(day)
+                            .unwrap_or_else(|| "—".into()),
                     })
                     .collect(),
             ),
@@ -616,7 +625,14 @@ async fn member_page(
     let consents = m
         .consents
         .iter()
-        .map(|(channel, c)| (channel.clone(), c.granted, c.source.clone(), when(&c.changed_at)))
+        .map(|(channel, c)| {
+            (
+                channel.clone(),
+                c.granted,
+                c.source.clone(),
+                when(&c.changed_at),
+            )
+        })
         .collect();
     render(
         status,
@@ -846,7 +862,11 @@ const ADJUST_WORDING: [(&str, &str, &str); 3] = [
         "请写明调整原因（最多 500 字）",
         "Say why (at most 500 characters)",
     ),
-    ("kind", "请选择调整或补偿", "Choose adjustment or compensation"),
+    (
+        "kind",
+        "请选择调整或补偿",
+        "Choose adjustment or compensation",
+    ),
 ];
 
 async fn adjust(
@@ -913,10 +933,15 @@ async fn adjust(
             // Above the caller's own limit: an HQ admin decides.
             points::request_adjustment(app, caller, &id, input)
                 .await
-                .map(|_| Some(lang.t(
-                    "超出你的调整额度，已提交总部审批",
-                    "Above your limit: sent to HQ for approval",
-                ).to_string()))
+                .map(|_| {
+                    Some(
+                        lang.t(
+                            "超出你的调整额度，已提交总部审批",
+                            "Above your limit: sent to HQ for approval",
+                        )
+                        .to_string(),
+                    )
+                })
         } else {
             points::adjust(app, caller, &id, Some(&form.key), input)
                 .await
@@ -943,12 +968,12 @@ async fn adjust(
                 | AppError::Conflict { .. }),
             ) => {
                 errors = match &e {
-                    AppError::Unprocessable { code: "insufficient_points", .. } => {
+                    AppError::Unprocessable {
+                        code: "insufficient_points",
+                        ..
+                    } => {
                         let mut f = FieldErrors::default();
-                        f.add(
-                            "points",
-                            lang.t("可用积分不足", "Not enough usable points"),
-                        );
+                        f.add("points", lang.t("可用积分不足", "Not enough usable points"));
                         f
                     }
                     _ => FieldErrors::from_app(lang, &e, "points", &ADJUST_WORDING),
@@ -1071,13 +1096,20 @@ async fn decide(
         Err(e @ (AppError::Unprocessable { .. } | AppError::Conflict { .. })) => {
             let mut errors = FieldErrors::default();
             let message = match &e {
-                AppError::Unprocessable { code: "own_request", .. } => staff.lang.t(
+                AppError::Unprocessable {
+                    code: "own_request",
+                    ..
+                } => staff.lang.t(
                     "不能审批自己提交的调整",
                     "You cannot approve your own request",
                 ),
-                AppError::Unprocessable { code: "insufficient_points", .. } => staff
-                    .lang
-                    .t("会员可用积分不足，无法扣减", "The member has too few usable points"),
+                AppError::Unprocessable {
+                    code: "insufficient_points",
+                    ..
+                } => staff.lang.t(
+                    "会员可用积分不足，无法扣减",
+                    "The member has too few usable points",
+                ),
                 _ => staff
                     .lang
                     .t("该申请已处理", "This request has already been decided"),
