@@ -718,18 +718,7 @@ fn recommendation_lines(value: &serde_json::Value) -> Vec<String> {
 }
 
 async fn detail(State(state): State<ApiState>, staff: Staff, Path(id): Path<String>) -> Response {
-    let notice = None;
-    member_page(
-        &state,
-        &staff,
-        &id,
-        Extras {
-            notice,
-            ..Extras::default()
-        },
-        StatusCode::OK,
-    )
-    .await
+    member_page(&state, &staff, &id, Extras::default(), StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
