@@ -229,6 +229,8 @@ pub struct EntryRow {
     pub pos_order_id: Option<String>,
     pub store_code: Option<String>,
     pub at: i64,
+    /// When the entry's points expire (entries that made a lot).
+    pub expires_at: Option<i64>,
 }
 
 /// Entries newest first, a page at a time (`before` = the last id seen).
@@ -239,8 +241,9 @@ pub async fn entries_of(
     limit: i64,
 ) -> StoreResult<Vec<EntryRow>> {
     sqlx::query_as::<_, EntryRow>(
-        "SELECT e.id, e.kind, e.points, e.reason, e.order_id, o.pos_order_id, o.store_code, e.at \
-         FROM ledger_entries e LEFT JOIN orders o ON o.id = e.order_id \
+        "SELECT e.id, e.kind, e.points, e.reason, e.order_id, o.pos_order_id, o.store_code, e.at, \
+         l.expires_at FROM ledger_entries e LEFT JOIN orders o ON o.id = e.order_id \
+         LEFT JOIN lots l ON l.entry_id = e.id \
          WHERE e.member_id = $1 AND e.id < $2 ORDER BY e.id DESC LIMIT $3",
     )
     .bind(member_id)

@@ -3,6 +3,8 @@
 //! SQL must differ, [`Backend`] says which one is in use. Migrations live in
 //! `migrations/sqlite` and `migrations/postgres`, one folder per backend.
 
+/// Manual points adjustments waiting for approval.
+pub mod adjustments;
 /// HQ reports: member visits streamed; dish sales, coupons and members summed in SQL.
 pub mod analytics;
 /// Bulk writes of generated or imported history (COPY / multi-row INSERT).

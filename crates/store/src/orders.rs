@@ -444,3 +444,20 @@ pub async fn claim_order(
     .store()?;
     Ok(())
 }
+
+/// A member's orders, newest first.
+pub async fn orders_of_member(
+    conn: &mut AnyConnection,
+    member_id: &str,
+    limit: i64,
+) -> StoreResult<Vec<OrderRow>> {
+    sqlx::query_as::<_, OrderRow>(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE member_id = $1 \
+         ORDER BY occurred_at DESC, id DESC LIMIT $2"
+    ))
+    .bind(member_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .store()
+}

@@ -995,3 +995,159 @@ pub async fn create_members_batch(
     commit(tx).await?;
     Ok(ids)
 }
+
+/// The member's page as a store-scoped role may open it: store staff open
+/// only their own store's members (a member without a home store belongs to
+/// HQ). Other roles open any member. `reveal` is audited as in [`get_member`].
+pub async fn open_member(
+    app: &Regulars,
+    caller: &Principal,
+    id: &str,
+    reveal: bool,
+) -> AppResult<MemberView> {
+    caller.check(Action::MemberRead, None)?;
+    let mut conn = app.db.reader().await?;
+    let row = load(&mut conn, id).await?;
+    if caller.role.is_store_scoped() {
+        caller.check(
+            Action::MemberRead,
+            Some(row.home_store_code.as_deref().unwrap_or("")),
+        )?;
+    }
+    if reveal {
+        authorise_reveal(app, caller, id).await?;
+    }
+    view_in(app, &mut conn, row, reveal.then_some(caller)).await
+}
+
+/// Most members a name search reads (names are encrypted: each is opened).
+const NAME_SCAN_LIMIT: usize = 20_000;
+
+/// Members whose name contains `name`, in the caller's scope, at most
+/// `limit`. Names are stored encrypted, so this opens them one by one
+/// (bounded by [`NAME_SCAN_LIMIT`]); the phone search is the fast path.
+pub async fn search_by_name(
+    app: &Regulars,
+    caller: &Principal,
+    name: &str,
+    limit: usize,
+) -> AppResult<Vec<MemberView>> {
+    caller.check(Action::MemberList, None)?;
+    let wanted = name.trim();
+    if wanted.is_empty() {
+        return Err(DomainError::invalid("name", "must not be empty").into());
+    }
+    let home_store = caller.store_scope().map(str::to_string);
+    let mut conn = app.db.reader().await?;
+    let mut found = Vec::new();
+    let mut after = None;
+    let mut scanned = 0;
+    while found.len() < limit && scanned < NAME_SCAN_LIMIT {
+        let rows = repo::list_members(
+            &mut conn,
+            &MemberFilter {
+                home_store: home_store.clone(),
+                tier: None,
+                tag: None,
+                after: after.clone(),
+                limit: 500,
+            },
+        )
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.id.clone());
+        scanned += rows.len();
+        for row in rows {
+            let matches = app
+                .open(&row.id, "name", row.name_enc.as_deref())?
+                .is_some_and(|n| n.contains(wanted));
+            if matches && found.len() < limit {
+                found.push(view_in(app, &mut conn, row, None).await?);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// One of a member's orders as the member page lists it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberOrderView {
+    pub id: String,
+    pub store_code: String,
+    pub pos_order_id: String,
+    pub channel: String,
+    pub occurred_at: String,
+    pub paid_fen: i64,
+    pub refunded_fen: i64,
+    pub points_earned: i64,
+    pub points_reversed: i64,
+}
+
+/// A member's latest orders, newest first (same scope as [`open_member`]).
+pub async fn member_orders(
+    app: &Regulars,
+    caller: &Principal,
+    id: &str,
+    limit: i64,
+) -> AppResult<Vec<MemberOrderView>> {
+    caller.check(Action::MemberRead, None)?;
+    let mut conn = app.db.reader().await?;
+    let row = load(&mut conn, id).await?;
+    if caller.role.is_store_scoped() {
+        caller.check(
+            Action::MemberRead,
+            Some(row.home_store_code.as_deref().unwrap_or("")),
+        )?;
+    }
+    Ok(
+        regulars_store::orders::orders_of_member(&mut conn, id, limit.clamp(1, 200))
+            .await?
+            .into_iter()
+            .map(|o| MemberOrderView {
+                occurred_at: rfc3339(app, o.occurred_at),
+                id: o.id,
+                store_code: o.store_code,
+                pos_order_id: o.pos_order_id,
+                channel: o.channel,
+                paid_fen: o.paid_fen,
+                refunded_fen: o.refunded_fen,
+                points_earned: o.points_earned,
+                points_reversed: o.points_reversed,
+            })
+            .collect(),
+    )
+}
+
+/// One audit entry about a member: who did what, when.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessEntry {
+    pub at: String,
+    /// `user:<username>` or `key:<id>`.
+    pub actor: String,
+    /// `member.reveal`, `member.update`, `points.adjust`, …
+    pub action: String,
+    pub detail: String,
+}
+
+/// Who looked at or changed this member, oldest first: for auditors and for
+/// the roles that may reveal personal data (they see who else did).
+pub async fn access_log(
+    app: &Regulars,
+    caller: &Principal,
+    id: &str,
+) -> AppResult<Vec<AccessEntry>> {
+    if caller.check(Action::AuditRead, None).is_err() {
+        caller.check(Action::MemberRevealPii, None)?;
+    }
+    let mut conn = app.db.reader().await?;
+    Ok(staff::audit_of(&mut conn, &format!("member:{id}"))
+        .await?
+        .into_iter()
+        .map(|a| AccessEntry {
+            at: rfc3339(app, a.at),
+            actor: a.actor,
+            action: a.action,
+            detail: a.detail,
+        })
+        .collect())
+}

@@ -33,6 +33,9 @@ pub struct EntryView {
     /// `store_code/pos_order_id` of the order the entry belongs to.
     pub order_ref: Option<String>,
     pub at: String,
+    /// When the points of this entry expire (entries that add points).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -120,6 +123,7 @@ pub async fn points_of(
                 _ => None,
             },
             at: rfc3339(app, e.at),
+            expires_at: e.expires_at.map(|x| rfc3339(app, x)),
         })
         .collect();
     let next_before = if more {
@@ -1048,4 +1052,200 @@ pub async fn set_tier_floor(
     .await?;
     commit(tx).await?;
     tier_of(app, caller, member_id).await
+}
+
+/// A manual adjustment above its requester's limit, waiting for (or decided
+/// by) an HQ admin.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdjustmentRequestView {
+    pub id: String,
+    pub member_id: String,
+    pub member_code: String,
+    pub kind: String,
+    pub points: i64,
+    pub reason: String,
+    pub requested_by: String,
+    pub requested_at: String,
+    /// `pending`, `approved`, `rejected`
+    pub status: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+}
+
+/// Ask for an adjustment the caller may not make alone: checked as
+/// [`adjust`] checks it (kind, amount, reason), recorded as pending.
+pub async fn request_adjustment(
+    app: &Regulars,
+    caller: &Principal,
+    member_id: &str,
+    input: Adjust,
+) -> AppResult<String> {
+    caller.check(Action::PointsAdjust, None)?;
+    let kind = input.kind.unwrap_or(EntryKind::Adjust);
+    if !matches!(kind, EntryKind::Adjust | EntryKind::Compensation) {
+        return Err(DomainError::invalid("kind", "adjust or compensation").into());
+    }
+    if input.points == 0 || input.points.abs() > 100_000_000 {
+        return Err(
+            DomainError::invalid("points", "non-zero, at most 100000000 either way").into(),
+        );
+    }
+    if input.points < 0 && kind != EntryKind::Adjust {
+        return Err(DomainError::invalid("points", "compensation adds points").into());
+    }
+    let reason = regulars_core::member::parse_note("reason", &input.reason)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = now_ms();
+    let mut tx = app.db.begin().await?;
+    repo::read_member(&mut tx, member_id)
+        .await?
+        .filter(|m| m.erased_at.is_none())
+        .ok_or(AppError::NotFound { what: "member" })?;
+    regulars_store::adjustments::insert_request(
+        &mut tx,
+        &regulars_store::adjustments::NewAdjustmentRequest {
+            id: &id,
+            member_id,
+            kind: kind.as_str(),
+            points: input.points,
+            reason: &reason,
+            requested_by: &caller.actor,
+            requested_at: now,
+        },
+    )
+    .await?;
+    staff::audit(
+        &mut tx,
+        &caller.actor,
+        "points.adjust.request",
+        &format!("member:{member_id}"),
+        &format!("{} {} ({reason}) request {id}", kind.as_str(), input.points),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok(id)
+}
+
+/// Pending requests (oldest first), then the latest decided ones. For the
+/// roles that may approve (no adjustment limit of their own).
+pub async fn adjustment_requests(
+    app: &Regulars,
+    caller: &Principal,
+) -> AppResult<Vec<AdjustmentRequestView>> {
+    caller.check(Action::PointsAdjust, None)?;
+    if adjust_limit(caller.role).is_some() {
+        caller.check(Action::StaffManage, None)?;
+    }
+    let mut conn = app.db.reader().await?;
+    Ok(regulars_store::adjustments::list_requests(&mut conn, 200)
+        .await?
+        .into_iter()
+        .map(|r| AdjustmentRequestView {
+            requested_at: rfc3339(app, r.requested_at),
+            decided_at: r.decided_at.map(|d| rfc3339(app, d)),
+            id: r.id,
+            member_id: r.member_id,
+            member_code: r.member_code,
+            kind: r.kind,
+            points: r.points,
+            reason: r.reason,
+            requested_by: r.requested_by,
+            status: r.status,
+            decided_by: r.decided_by,
+        })
+        .collect())
+}
+
+/// Approve (apply through [`adjust`], the approver recorded on the entry)
+/// or reject a pending request. Not one's own; only roles without a limit.
+pub async fn decide_adjustment(
+    app: &Regulars,
+    caller: &Principal,
+    id: &str,
+    approve: bool,
+) -> AppResult<()> {
+    caller.check(Action::PointsAdjust, None)?;
+    if adjust_limit(caller.role).is_some() {
+        // Only a role without a limit of its own can approve beyond one.
+        caller.check(Action::StaffManage, None)?;
+    }
+    let request = {
+        let mut conn = app.db.reader().await?;
+        regulars_store::adjustments::get_request(&mut conn, id)
+            .await?
+            .ok_or(AppError::NotFound {
+                what: "adjustment request",
+            })?
+    };
+    if request.status != "pending" {
+        return Err(AppError::Conflict {
+            code: "already_decided",
+            message: format!("the request is already {}", request.status),
+        });
+    }
+    if request.requested_by == caller.actor {
+        return Err(AppError::unprocessable(
+            "own_request",
+            "the requester cannot approve or reject their own request",
+        ));
+    }
+    let now = now_ms();
+    let entry = if approve {
+        // One key per request: two approvers at once apply it once.
+        let recorded = adjust(
+            app,
+            caller,
+            &request.member_id,
+            Some(&format!("approval:{id}")),
+            Adjust {
+                points: request.points,
+                reason: request.reason.clone(),
+                approver: Some(caller.actor.clone()),
+                kind: EntryKind::parse(&request.kind),
+            },
+        )
+        .await?;
+        serde_json::from_str::<AdjustReceipt>(&recorded.json)
+            .ok()
+            .map(|r| r.entry_id)
+    } else {
+        None
+    };
+    let mut tx = app.db.begin().await?;
+    let decided = regulars_store::adjustments::decide_request(
+        &mut tx,
+        id,
+        if approve { "approved" } else { "rejected" },
+        &caller.actor,
+        now,
+        entry.as_deref(),
+    )
+    .await?;
+    if !decided && !approve {
+        return Err(AppError::Conflict {
+            code: "already_decided",
+            message: "the request was decided by someone else".into(),
+        });
+    }
+    if decided {
+        staff::audit(
+            &mut tx,
+            &caller.actor,
+            if approve {
+                "points.adjust.approve"
+            } else {
+                "points.adjust.reject"
+            },
+            &format!("member:{}", request.member_id),
+            &format!(
+                "{} {} requested by {} (request {id})",
+                request.kind, request.points, request.requested_by
+            ),
+            now,
+        )
+        .await?;
+    }
+    commit(tx).await?;
+    Ok(())
 }

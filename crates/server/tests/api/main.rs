@@ -13,6 +13,7 @@ mod family;
 mod feedback;
 mod insights;
 mod loyalty;
+mod member_console;
 mod members;
 mod privacy;
 mod receivers;
