@@ -188,17 +188,8 @@ pub async fn tier_policy(
     State(state): State<ApiState>,
     Caller(caller): Caller,
 ) -> Result<Json<TierPolicy>> {
-    caller
-        .check(regulars_core::access::Action::PointsRead, None)
-        .map_err(crate::app::AppError::from)?;
     Ok(Json(
-        state
-            .regulars
-            .loyalty
-            .get(&state.regulars)
-            .await?
-            .tiers
-            .clone(),
+        points::tier_policy(&state.regulars, &caller).await?,
     ))
 }
 
