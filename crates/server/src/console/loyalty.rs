@@ -33,9 +33,15 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/console/loyalty/rules/{id}", post(change_rule))
         .route("/console/loyalty/preview", get(preview))
         .route("/console/loyalty/tiers", get(tiers_page).post(save_tiers))
-        .route("/console/loyalty/rewards", get(rewards_page).post(add_reward))
+        .route(
+            "/console/loyalty/rewards",
+            get(rewards_page).post(add_reward),
+        )
         .route("/console/loyalty/rewards/{id}", post(change_reward))
-        .route("/console/loyalty/coupons", get(coupons_page).post(add_coupon))
+        .route(
+            "/console/loyalty/coupons",
+            get(coupons_page).post(add_coupon),
+        )
         .route("/console/loyalty/coupons/{id}", post(change_coupon))
 }
 
@@ -124,7 +130,7 @@ fn whole(text: &str) -> Option<i64> {
 fn money(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };
     let abs = fen.unsigned_abs();
-    if abs % 100 == 0 {
+    if abs.is_multiple_of(100) {
         format!("{sign}¥{}", abs / 100)
     } else {
         format!("{sign}¥{}.{:02}", abs / 100, abs % 100)
@@ -482,7 +488,10 @@ impl RuleForm {
             if t.is_none() {
                 errors.add(
                     field,
-                    lang.t("时间格式为 时:分（如 14:00）", "Enter a time as HH:MM (e.g. 14:00)"),
+                    lang.t(
+                        "时间格式为 时:分（如 14:00）",
+                        "Enter a time as HH:MM (e.g. 14:00)",
+                    ),
                 );
             }
             t
@@ -586,7 +595,11 @@ impl RuleForm {
 /// The rule's own words for what the application may still refuse.
 const RULE_WORDING: [(&str, &str, &str); 8] = [
     ("id", "编号无效或重复", "The id is invalid or used twice"),
-    ("name", "请填写规则名称（1–100 字）", "Enter a rule name (1–100 characters)"),
+    (
+        "name",
+        "请填写规则名称（1–100 字）",
+        "Enter a rule name (1–100 characters)",
+    ),
     (
         "effect.permille",
         "倍数须在 1 到 10 之间",
@@ -602,7 +615,11 @@ const RULE_WORDING: [(&str, &str, &str); 8] = [
         "请输入 1 到 1000000 之间的整数",
         "Enter a whole number from 1 to 1000000",
     ),
-    ("effect.fen", "请输入大于 0 的金额", "Enter an amount above 0"),
+    (
+        "effect.fen",
+        "请输入大于 0 的金额",
+        "Enter an amount above 0",
+    ),
     (
         "scope.time_to",
         "结束时间不能与开始时间相同",
@@ -979,11 +996,7 @@ async fn rules_page(
 
 /// The fragment htmx swaps in as the sample order changes; the page's
 /// address follows, so a reload (or adding a rule) keeps the sample.
-async fn preview(
-    State(state): State<ApiState>,
-    staff: Staff,
-    RawQuery(raw): RawQuery,
-) -> Response {
+async fn preview(State(state): State<ApiState>, staff: Staff, RawQuery(raw): RawQuery) -> Response {
     if let Some(refused) = gate(&staff) {
         return refused;
     }
@@ -1307,8 +1320,7 @@ async fn save_tiers(
     if !errors.is_empty() {
         return failed(errors, rows);
     }
-    match points::put_tier_policy(&state.regulars, staff.principal(), TierPolicy { tiers }).await
-    {
+    match points::put_tier_policy(&state.regulars, staff.principal(), TierPolicy { tiers }).await {
         Ok(_) => redirect("/console/loyalty/tiers?saved=1"),
         Err(e @ (AppError::Invalid(_) | AppError::Unprocessable { .. })) => {
             let errors = match &e {
@@ -1491,7 +1503,11 @@ async fn rewards_page(State(state): State<ApiState>, staff: Staff) -> Response {
 }
 
 const REWARD_WORDING: [(&str, &str, &str); 6] = [
-    ("name", "请填写名称（1–100 字）", "Enter a name (1–100 characters)"),
+    (
+        "name",
+        "请填写名称（1–100 字）",
+        "Enter a name (1–100 characters)",
+    ),
     (
         "points_cost",
         "请输入 1 到 10000000 之间的积分",
@@ -1502,7 +1518,11 @@ const REWARD_WORDING: [(&str, &str, &str); 6] = [
         "免费菜品和优惠券需要选择券模板，其他类型不需要",
         "Free dishes and coupons need a coupon template; other kinds take none",
     ),
-    ("stock", "库存须在 0 到 100000000 之间", "Stock must be 0 to 100000000"),
+    (
+        "stock",
+        "库存须在 0 到 100000000 之间",
+        "Stock must be 0 to 100000000",
+    ),
     (
         "per_member_limit",
         "每人限兑须在 1 到 1000000 之间",
@@ -1700,7 +1720,9 @@ async fn change_reward(
             ))
             .await
         }
-        Err(e @ AppError::Invalid(_)) => refuse(&explain(lang, &e, StatusCode::UNPROCESSABLE_ENTITY).1).await,
+        Err(e @ AppError::Invalid(_)) => {
+            refuse(&explain(lang, &e, StatusCode::UNPROCESSABLE_ENTITY).1).await
+        }
         Err(e) => staff.fail(e),
     }
 }
@@ -1802,19 +1824,31 @@ async fn coupons_page(State(state): State<ApiState>, staff: Staff) -> Response {
 }
 
 const COUPON_WORDING: [(&str, &str, &str); 9] = [
-    ("name", "请填写名称（1–100 字）", "Enter a name (1–100 characters)"),
+    (
+        "name",
+        "请填写名称（1–100 字）",
+        "Enter a name (1–100 characters)",
+    ),
     (
         "amount_off_fen",
         "减免金额须在 ¥0.01 到 ¥100000 之间",
         "The amount off must be ¥0.01 to ¥100000",
     ),
-    ("percent_off", "折扣须在 1 到 100 之间", "The percentage must be 1 to 100"),
+    (
+        "percent_off",
+        "折扣须在 1 到 100 之间",
+        "The percentage must be 1 to 100",
+    ),
     (
         "max_off_fen",
         "最高减免须在 ¥0.01 到 ¥100000 之间",
         "The most off must be ¥0.01 to ¥100000",
     ),
-    ("sku", "请填写菜品编码（1–64 个字符）", "Enter a SKU (1–64 characters)"),
+    (
+        "sku",
+        "请填写菜品编码（1–64 个字符）",
+        "Enter a SKU (1–64 characters)",
+    ),
     (
         "item_name",
         "请填写菜品名称（1–100 字）",
@@ -1870,19 +1904,21 @@ async fn add_coupon(
         );
     }
     let benefit = match form.benefit.as_str() {
-        "amount_off" => match scaled(&form.amount_off, 2).filter(|v| (1..=10_000_000).contains(v)) {
-            Some(amount_off_fen) => Some(Benefit::AmountOff { amount_off_fen }),
-            None => {
-                errors.add(
-                    "amount_off_fen",
-                    lang.t(
-                        "请输入减免金额（元，如 30）",
-                        "Enter the amount off in yuan (e.g. 30)",
-                    ),
-                );
-                None
+        "amount_off" => {
+            match scaled(&form.amount_off, 2).filter(|v| (1..=10_000_000).contains(v)) {
+                Some(amount_off_fen) => Some(Benefit::AmountOff { amount_off_fen }),
+                None => {
+                    errors.add(
+                        "amount_off_fen",
+                        lang.t(
+                            "请输入减免金额（元，如 30）",
+                            "Enter the amount off in yuan (e.g. 30)",
+                        ),
+                    );
+                    None
+                }
             }
-        },
+        }
         "percent_off" => {
             let percent = whole(&form.percent_off).filter(|p| (1..=100).contains(p));
             if percent.is_none() {
@@ -1922,7 +1958,10 @@ async fn add_coupon(
             if form.sku.is_empty() || form.sku.len() > 64 {
                 errors.add(
                     "sku",
-                    lang.t("请填写菜品编码（1–64 个字符）", "Enter a SKU (1–64 characters)"),
+                    lang.t(
+                        "请填写菜品编码（1–64 个字符）",
+                        "Enter a SKU (1–64 characters)",
+                    ),
                 );
             }
             if form.item_name.is_empty() || form.item_name.chars().count() > 100 {
@@ -1976,7 +2015,10 @@ async fn add_coupon(
         if t.is_none() {
             errors.add(
                 field,
-                lang.t("时间格式为 时:分（如 14:00）", "Enter a time as HH:MM (e.g. 14:00)"),
+                lang.t(
+                    "时间格式为 时:分（如 14:00）",
+                    "Enter a time as HH:MM (e.g. 14:00)",
+                ),
             );
         }
         t
@@ -1990,7 +2032,10 @@ async fn add_coupon(
             None => {
                 errors.add(
                     "valid_days",
-                    lang.t("有效天数须在 1 到 1096 之间", "Valid days must be 1 to 1096"),
+                    lang.t(
+                        "有效天数须在 1 到 1096 之间",
+                        "Valid days must be 1 to 1096",
+                    ),
                 );
                 (None, None)
             }
@@ -2043,10 +2088,7 @@ async fn add_coupon(
                     ..
                 } => {
                     let mut errors = FieldErrors::default();
-                    errors.add(
-                        "stores",
-                        lang.t("门店代码不存在", "No store has this code"),
-                    );
+                    errors.add("stores", lang.t("门店代码不存在", "No store has this code"));
                     errors
                 }
                 _ => FieldErrors::from_app(lang, &e, "form", &COUPON_WORDING),

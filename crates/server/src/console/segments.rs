@@ -54,7 +54,10 @@ fn parse_message(lang: Lang, e: &ParseError) -> String {
             } else {
                 e.found.clone()
             };
-            format!("第 {} 列有误：这里应为 {expected}，实际是 {found}", e.column)
+            format!(
+                "第 {} 列有误：这里应为 {expected}，实际是 {found}",
+                e.column
+            )
         }
     }
 }
@@ -107,7 +110,11 @@ impl CountFragment {
 }
 
 /// Count an expression; a refusal becomes a sentence with its column.
-async fn count_of(state: &ApiState, staff: &Staff, expression: &str) -> (StatusCode, CountFragment) {
+async fn count_of(
+    state: &ApiState,
+    staff: &Staff,
+    expression: &str,
+) -> (StatusCode, CountFragment) {
     let lang = staff.lang;
     let mut fragment = CountFragment::blank(lang);
     if expression.trim().is_empty() {
@@ -283,7 +290,10 @@ async fn save(State(state): State<ApiState>, staff: Staff, Form(form): Form<Save
     if name.is_empty() || name.chars().count() > 100 {
         errors.add(
             "name",
-            lang.t("请填写分群名称（1–100 字）", "Enter a name (1–100 characters)"),
+            lang.t(
+                "请填写分群名称（1–100 字）",
+                "Enter a name (1–100 characters)",
+            ),
         );
     }
     if expression.is_empty() {
@@ -295,12 +305,24 @@ async fn save(State(state): State<ApiState>, staff: Staff, Form(form): Form<Save
     if description.chars().count() > 500 {
         errors.add(
             "description",
-            lang.t("说明最多 500 字", "The description is at most 500 characters"),
+            lang.t(
+                "说明最多 500 字",
+                "The description is at most 500 characters",
+            ),
         );
     }
     let status = StatusCode::UNPROCESSABLE_ENTITY;
     if !errors.is_empty() {
-        return list_view(&state, &staff, name, expression, description, errors, status).await;
+        return list_view(
+            &state,
+            &staff,
+            name,
+            expression,
+            description,
+            errors,
+            status,
+        )
+        .await;
     }
     let input = SegmentInput {
         name: name.clone(),
@@ -330,7 +352,16 @@ async fn save(State(state): State<ApiState>, staff: Staff, Form(form): Form<Save
                 ),
                 _ => return staff.fail(e),
             }
-            list_view(&state, &staff, name, expression, description, errors, status).await
+            list_view(
+                &state,
+                &staff,
+                name,
+                expression,
+                description,
+                errors,
+                status,
+            )
+            .await
         }
     }
 }

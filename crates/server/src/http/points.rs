@@ -188,9 +188,7 @@ pub async fn tier_policy(
     State(state): State<ApiState>,
     Caller(caller): Caller,
 ) -> Result<Json<TierPolicy>> {
-    Ok(Json(
-        points::tier_policy(&state.regulars, &caller).await?,
-    ))
+    Ok(Json(points::tier_policy(&state.regulars, &caller).await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/tier-policy", tag = "points", request_body = TierPolicy,
