@@ -909,6 +909,12 @@ pub async fn put_rules(
     })
 }
 
+/// `GET /api/v1/tier-policy`: the tier ladder in force.
+pub async fn tier_policy(app: &Regulars, caller: &Principal) -> AppResult<TierPolicy> {
+    caller.check(Action::PointsRead, None)?;
+    Ok(app.loyalty.get(app).await?.tiers.clone())
+}
+
 /// `PUT /api/v1/tier-policy`
 pub async fn put_tier_policy(
     app: &Regulars,

@@ -188,18 +188,7 @@ pub async fn tier_policy(
     State(state): State<ApiState>,
     Caller(caller): Caller,
 ) -> Result<Json<TierPolicy>> {
-    caller
-        .check(regulars_core::access::Action::PointsRead, None)
-        .map_err(crate::app::AppError::from)?;
-    Ok(Json(
-        state
-            .regulars
-            .loyalty
-            .get(&state.regulars)
-            .await?
-            .tiers
-            .clone(),
-    ))
+    Ok(Json(points::tier_policy(&state.regulars, &caller).await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/tier-policy", tag = "points", request_body = TierPolicy,
