@@ -217,16 +217,19 @@ export async function startChain(backend, { admin, stores = [], members = [], us
   let server;
   try {
     await run(['migrate']);
-    for (const u of [{ ...admin, role: 'hq_admin' }, ...users]) {
+    const createUser = (u) => {
       const args = ['user', 'create', '--username', u.username, '--role', u.role];
       if (u.store) args.push('--store', u.store);
-      await run([...args, '--password-stdin'], `${u.password}\n`);
-    }
+      return run([...args, '--password-stdin'], `${u.password}\n`);
+    };
+    await createUser({ ...admin, role: 'hq_admin' });
     const key = (await run(['apikey', 'create', '--role', 'hq_admin', '--name', 'browser tests'])).trim().split('\n').pop().trim();
     assert.ok(key.length >= 16, `unexpected API key line: ${key}`);
     server = await serve(env, dir, db.url);
     const { base } = server;
     for (const s of stores) await api(base, key, '/api/v1/stores', s);
+    // After the stores: a store-scoped user names one.
+    for (const u of users) await createUser(u);
     const created = [];
     for (const m of members) created.push(await api(base, key, '/api/v1/members', m));
     return {
