@@ -40,6 +40,10 @@ pub mod jobs;
 pub mod ledger;
 /// The member's inbox, messaging preferences and marketing opt-out.
 pub mod member_messages;
+/// Member sign-in on the H5 pages: one-time codes, sessions, the message log.
+pub mod member_login;
+/// What a signed-in member does on their own account (H5 pages).
+pub mod member_self;
 /// Members: registration, lookup, profile, tags, consents, personal data.
 pub mod members;
 /// A group-commit batch of orders written with one statement per table.

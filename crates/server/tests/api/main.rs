@@ -13,6 +13,7 @@ mod family;
 mod feedback;
 mod insights;
 mod loyalty;
+mod member_login;
 mod members;
 mod privacy;
 mod receivers;
