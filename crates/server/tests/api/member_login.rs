@@ -317,7 +317,10 @@ async fn deleting_the_account_erases_the_person_and_ends_sign_in(app: TestApp) {
         .await
         .unwrap();
     let export = member_self::export(&app.regulars, &me).await.unwrap();
-    assert_eq!(export.personal["phone"].as_deref(), Some(phone.as_str()));
+    assert_eq!(
+        export.personal["phone"].as_deref(),
+        Some(format!("+86{phone}").as_str())
+    );
     assert_eq!(export.personal["name"].as_deref(), Some("陈小春"));
 
     member_self::erase(&app.regulars, &me).await.unwrap();
