@@ -6,14 +6,14 @@
 use crate::error::{SqlxResultExt, StoreResult};
 use sqlx::{AnyConnection, FromRow};
 
-/// Requests for a code since `since` (Unix ms) for one phone key.
+/// Requests for a code after `since` (Unix ms) for one phone key.
 pub async fn requests_for_phone(
     conn: &mut AnyConnection,
     phone_key: &str,
     since: i64,
 ) -> StoreResult<i64> {
     sqlx::query_scalar::<_, i64>(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM member_login_requests WHERE phone_key = $1 AND at >= $2",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM member_login_requests WHERE phone_key = $1 AND at > $2",
     )
     .bind(phone_key)
     .bind(since)
@@ -22,14 +22,14 @@ pub async fn requests_for_phone(
     .store()
 }
 
-/// Requests for a code since `since` from one client address.
+/// Requests for a code after `since` from one client address.
 pub async fn requests_from_client(
     conn: &mut AnyConnection,
     client: &str,
     since: i64,
 ) -> StoreResult<i64> {
     sqlx::query_scalar::<_, i64>(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM member_login_requests WHERE client = $1 AND at >= $2",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM member_login_requests WHERE client = $1 AND at > $2",
     )
     .bind(client)
     .bind(since)
@@ -150,14 +150,13 @@ pub async fn count_attempt(conn: &mut AnyConnection, id: &str) -> StoreResult<i6
 
 /// Mark a code used; false when it was used already (a race of two tries).
 pub async fn use_code(conn: &mut AnyConnection, id: &str, now: i64) -> StoreResult<bool> {
-    let done = sqlx::query(
-        "UPDATE member_login_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL",
-    )
-    .bind(id)
-    .bind(now)
-    .execute(conn)
-    .await
-    .store()?;
+    let done =
+        sqlx::query("UPDATE member_login_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .execute(conn)
+            .await
+            .store()?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -289,7 +288,11 @@ pub async fn orders_of(conn: &mut AnyConnection, member_id: &str) -> StoreResult
 /// session, code and logged message of the member goes. The row stays (with
 /// `erased_at`) so the ledger and orders that point at it stay whole.
 /// False when the member was already erased.
-pub async fn erase_member(conn: &mut AnyConnection, member_id: &str, now: i64) -> StoreResult<bool> {
+pub async fn erase_member(
+    conn: &mut AnyConnection,
+    member_id: &str,
+    now: i64,
+) -> StoreResult<bool> {
     let done = sqlx::query(
         "UPDATE members SET phone_index = NULL, phone_enc = NULL, name_enc = NULL, email_enc = NULL, \
          birthday_enc = NULL, notes_enc = NULL, anniversaries_enc = NULL, gender = NULL, \
@@ -325,13 +328,11 @@ pub async fn lot_expiries(
     conn: &mut AnyConnection,
     member_id: &str,
 ) -> StoreResult<Vec<(i64, i64)>> {
-    sqlx::query_as::<_, (i64, i64)>(
-        "SELECT entry_id, expires_at FROM lots WHERE member_id = $1",
-    )
-    .bind(member_id)
-    .fetch_all(conn)
-    .await
-    .store()
+    sqlx::query_as::<_, (i64, i64)>("SELECT entry_id, expires_at FROM lots WHERE member_id = $1")
+        .bind(member_id)
+        .fetch_all(conn)
+        .await
+        .store()
 }
 
 /// A member's messaging time zone and language (None when erased or absent).

@@ -11,6 +11,7 @@
 
 use super::channels::{self, Channels, OutgoingMessage};
 use super::{AppError, AppResult, Regulars};
+use rand::Rng;
 use regulars_core::access::{Action, Principal};
 use regulars_core::campaign::DeliveryChannel;
 use regulars_core::phone::Phone;
@@ -18,7 +19,6 @@ use regulars_core::privacy::Slot;
 use regulars_core::secret;
 use regulars_store::member_login as repo;
 use regulars_store::{commit, members, now_ms, staff};
-use rand::Rng;
 use std::collections::BTreeMap;
 
 /// How long a code may be used.
@@ -79,12 +79,7 @@ pub async fn request_code(app: &Regulars, phone: &str, client: &str) -> AppResul
 }
 
 /// [`request_code`] at a given time (tests move the clock).
-pub async fn request_code_at(
-    app: &Regulars,
-    phone: &str,
-    client: &str,
-    now: i64,
-) -> AppResult<()> {
+pub async fn request_code_at(app: &Regulars, phone: &str, client: &str, now: i64) -> AppResult<()> {
     let phone = Phone::parse(phone)?;
     let key = phone_key(app, &phone);
     let mut tx = app.db.begin().await?;
@@ -95,7 +90,14 @@ pub async fn request_code_at(
     {
         return Err(AppError::TooManyRequests);
     }
-    repo::insert_request(&mut tx, &uuid::Uuid::now_v7().to_string(), &key, client, now).await?;
+    repo::insert_request(
+        &mut tx,
+        &uuid::Uuid::now_v7().to_string(),
+        &key,
+        client,
+        now,
+    )
+    .await?;
     let member = members::find_by_phone_index(&mut tx, &app.phone_index(&phone))
         .await?
         .filter(|m| m.erased_at.is_none());
@@ -118,17 +120,19 @@ pub async fn request_code_at(
     .await?;
     let settings = channels::load(app, &mut tx).await?;
     let text = format!("【熟客】您的登录验证码是 {code}，5 分钟内有效，请勿告诉他人。");
-    let logged = |body: &str, delivery: &str| repo::MessageRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        member_id: Some(member.id.clone()),
-        channel: "sms".into(),
-        purpose: "login_code".into(),
-        recipient: phone.masked(),
-        body_enc: Vec::new(),
-        delivery: delivery.into(),
-        created_at: now,
-    }
-    .sealed(app, body);
+    let logged = |body: &str, delivery: &str| {
+        repo::MessageRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            member_id: Some(member.id.clone()),
+            channel: "sms".into(),
+            purpose: "login_code".into(),
+            recipient: phone.masked(),
+            body_enc: Vec::new(),
+            delivery: delivery.into(),
+            created_at: now,
+        }
+        .sealed(app, body)
+    };
     if !settings.configured(DeliveryChannel::Sms) {
         // The demo: no gateway, so the code is in the log for HQ to read.
         repo::insert_message(&mut tx, &logged(&text, "logged")).await?;
@@ -214,8 +218,11 @@ pub async fn sign_in_at(
         return Err(dead());
     }
     let tries = repo::count_attempt(&mut tx, &row.id).await?;
-    if !app.signature_matches("member_login_code", &format!("{}|{code}", row.id), &row.code_hash)
-    {
+    if !app.signature_matches(
+        "member_login_code",
+        &format!("{}|{code}", row.id),
+        &row.code_hash,
+    ) {
         // The try counts even though the sign-in fails.
         commit(tx).await?;
         return Err(if tries >= MAX_TRIES { dead() } else { wrong() });
@@ -304,7 +311,15 @@ pub async fn message_log(
         repo::messages(&mut conn, limit.clamp(1, 500)).await?
     };
     let mut conn = app.db.writer().await?;
-    staff::audit(&mut conn, &caller.actor, "message_log.read", "message_log", "", now_ms()).await?;
+    staff::audit(
+        &mut conn,
+        &caller.actor,
+        "message_log.read",
+        "message_log",
+        "",
+        now_ms(),
+    )
+    .await?;
     rows.into_iter()
         .map(|r| {
             let body = app

@@ -314,8 +314,16 @@ pub async fn erase(app: &Regulars, me: &MemberSession) -> AppResult<()> {
     let now = now_ms();
     let mut tx = app.db.begin().await?;
     for channel in ConsentChannel::ALL {
-        member_repo::set_consent(&mut tx, id, channel.as_str(), false, "h5_erase", &actor, now)
-            .await?;
+        member_repo::set_consent(
+            &mut tx,
+            id,
+            channel.as_str(),
+            false,
+            "h5_erase",
+            &actor,
+            now,
+        )
+        .await?;
     }
     if !repo::erase_member(&mut tx, id, now).await? {
         return Err(AppError::NotFound { what: "member" });

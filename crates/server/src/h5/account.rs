@@ -176,7 +176,9 @@ async fn give_feedback(
     .await
     {
         Ok(_) => redirect("/m/feedback?done=1"),
-        Err(e @ (AppError::Invalid(_) | AppError::Unprocessable { .. } | AppError::Conflict { .. })) => {
+        Err(
+            e @ (AppError::Invalid(_) | AppError::Unprocessable { .. } | AppError::Conflict { .. }),
+        ) => {
             let errors = match &e {
                 AppError::Unprocessable { code, .. } if *code == "unknown_store" => {
                     let mut errors = FieldErrors::default();
@@ -398,10 +400,9 @@ async fn delete(
         let mut errors = FieldErrors::default();
         errors.add(
             "confirm",
-            member.lang.t(
-                "请输入“删除”以确认",
-                "Type DELETE to confirm",
-            ),
+            member
+                .lang
+                .t("请输入“删除”以确认", "Type DELETE to confirm"),
         );
         return render(
             StatusCode::UNPROCESSABLE_ENTITY,

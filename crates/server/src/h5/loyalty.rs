@@ -69,11 +69,7 @@ async fn home(State(state): State<ApiState>, member: Member) -> Response {
     };
     let (points, _) = points;
     let horizon = (app.today() + chrono::Days::new(30)).to_string();
-    let soon: Vec<_> = points
-        .expiring
-        .iter()
-        .filter(|e| e.on <= horizon)
-        .collect();
+    let soon: Vec<_> = points.expiring.iter().filter(|e| e.on <= horizon).collect();
     let progress = match tier.spend_to_next_fen {
         Some(left) if left + tier.qualifying_spend_fen > 0 => {
             tier.qualifying_spend_fen * 100 / (left + tier.qualifying_spend_fen)
@@ -282,7 +278,9 @@ async fn rewards(
         .map(|balance| {
             format!(
                 "{} {balance}",
-                member.lang.t("兑换成功！当前积分", "Redeemed! Your balance is now")
+                member
+                    .lang
+                    .t("兑换成功！当前积分", "Redeemed! Your balance is now")
             )
         });
     rewards_page(
@@ -320,9 +318,10 @@ async fn redeem(
             let lang = member.lang;
             let mut errors = FieldErrors::default();
             let message = match &e {
-                AppError::Unprocessable { code, .. } if *code == "insufficient_points" => {
-                    lang.t("积分不足，未兑换", "Not enough points; nothing was redeemed")
-                }
+                AppError::Unprocessable { code, .. } if *code == "insufficient_points" => lang.t(
+                    "积分不足，未兑换",
+                    "Not enough points; nothing was redeemed",
+                ),
                 AppError::Unprocessable { .. } | AppError::Conflict { .. } => lang.t(
                     "这份奖励现在不能兑换，未扣积分",
                     "This reward cannot be redeemed now; no points were taken",

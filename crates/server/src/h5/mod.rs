@@ -164,9 +164,8 @@ fn status_of(e: &AppError) -> StatusCode {
             StatusCode::CONFLICT
         }
         AppError::BadLink { .. } => StatusCode::GONE,
-        AppError::Invalid(DomainError::Decrypt | DomainError::MasterKey(_)) | AppError::Store(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        AppError::Invalid(DomainError::Decrypt | DomainError::MasterKey(_))
+        | AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         AppError::Invalid(_) | AppError::Unprocessable { .. } | AppError::BadSegment(_) => {
             StatusCode::UNPROCESSABLE_ENTITY
         }

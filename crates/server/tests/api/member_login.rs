@@ -90,9 +90,7 @@ async fn the_code_is_stored_hashed_and_signs_in_once(app: TestApp) {
         .unwrap();
     drop(conn);
     assert_eq!(bodies.len(), 1);
-    assert!(!bodies[0]
-        .windows(6)
-        .any(|w| w == code.as_bytes()));
+    assert!(!bodies[0].windows(6).any(|w| w == code.as_bytes()));
 
     let (token, session) = member_login::sign_in(&app.regulars, &phone, &code)
         .await
@@ -146,7 +144,11 @@ async fn five_wrong_tries_end_the_code(app: TestApp) {
         let e = member_login::sign_in(&app.regulars, &phone, wrong)
             .await
             .unwrap_err();
-        let expected = if attempt < 5 { "wrong_code" } else { "code_dead" };
+        let expected = if attempt < 5 {
+            "wrong_code"
+        } else {
+            "code_dead"
+        };
         assert_eq!(code_of(&e), expected, "try {attempt}");
     }
     // Dead: even the right code is refused now.
@@ -228,7 +230,11 @@ async fn unknown_phones_get_the_same_answer_and_no_code(app: TestApp) {
     let client = reqwest::Client::new();
     let mut pages = Vec::new();
     for p in [phone.as_str(), &random_phone()] {
-        let form = client.get(format!("{}/m/login", app.base)).send().await.unwrap();
+        let form = client
+            .get(format!("{}/m/login", app.base))
+            .send()
+            .await
+            .unwrap();
         let cookie = form
             .headers()
             .get("set-cookie")
@@ -269,7 +275,9 @@ async fn with_a_gateway_the_code_goes_by_sms_and_not_into_the_log(app: TestApp) 
             "PUT",
             "/api/v1/campaign-channels",
             Some(&app.admin_key.clone()),
-            Some(json!({"sms": {"url": format!("{}/sms", sms.base), "secret": "s3cret-for-tests"}})),
+            Some(
+                json!({"sms": {"url": format!("{}/sms", sms.base), "secret": "s3cret-for-tests"}}),
+            ),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -330,9 +338,7 @@ async fn deleting_the_account_erases_the_person_and_ends_sign_in(app: TestApp) {
         .is_none());
     let r = app.get(&format!("/api/v1/members/{id}")).await;
     assert_eq!(r.status, 404);
-    let r = app
-        .get(&format!("/api/v1/members?phone={phone}"))
-        .await;
+    let r = app.get(&format!("/api/v1/members?phone={phone}")).await;
     assert!(
         r.status == 404 || r.body["members"].as_array().is_some_and(|m| m.is_empty()),
         "{} {}",
