@@ -18,9 +18,16 @@ pub enum Role {
     Staff,
     Pos,
     Partner,
+    /// A guest signed in on the member pages (`/m`) with a one-time code.
+    /// Not a staff role: it is not in [`Role::ALL`], so it never parses from
+    /// a name and no user or API key can hold it. Its principal is made only
+    /// by [`Principal::member`], and the member pages only ever pass the
+    /// signed-in member's own id with it (see docs/h5.md).
+    Member,
 }
 
 impl Role {
+    /// The roles staff users and API keys can hold (the matrix's columns).
     pub const ALL: [Role; 8] = [
         Role::HqAdmin,
         Role::Marketing,
@@ -42,6 +49,7 @@ impl Role {
             Role::Staff => "staff",
             Role::Pos => "pos",
             Role::Partner => "partner",
+            Role::Member => "member",
         }
     }
 
@@ -173,6 +181,7 @@ pub fn allows(role: Role, action: Action) -> bool {
             StoreManager,
             Staff,
             Pos,
+            Member,
         ],
         MemberList => &[
             HqAdmin,
@@ -182,9 +191,9 @@ pub fn allows(role: Role, action: Action) -> bool {
             StoreManager,
             Staff,
         ],
-        MemberUpdate => &[HqAdmin, ServiceAgent, StoreManager, Staff],
+        MemberUpdate => &[HqAdmin, ServiceAgent, StoreManager, Staff, Member],
         MemberTag => &[HqAdmin, Marketing, ServiceAgent, StoreManager, Staff],
-        MemberConsent => &[HqAdmin, ServiceAgent, StoreManager, Staff, Pos],
+        MemberConsent => &[HqAdmin, ServiceAgent, StoreManager, Staff, Pos, Member],
         MemberRevealPii => &[HqAdmin, ServiceAgent],
         OrderIngest => &[HqAdmin, StoreManager, Pos],
         OrderRefund => &[HqAdmin, StoreManager, Pos],
@@ -196,12 +205,13 @@ pub fn allows(role: Role, action: Action) -> bool {
             StoreManager,
             Staff,
             Pos,
+            Member,
         ],
-        PointsRedeem => &[HqAdmin, StoreManager, Staff, Pos],
+        PointsRedeem => &[HqAdmin, StoreManager, Staff, Pos, Member],
         PointsAdjust => &[HqAdmin, ServiceAgent, StoreManager],
         PointsGrant => &[HqAdmin, Partner],
         CouponIssue => &[HqAdmin, Marketing, ServiceAgent, StoreManager],
-        FeedbackSubmit => &[HqAdmin, ServiceAgent, StoreManager, Staff, Pos],
+        FeedbackSubmit => &[HqAdmin, ServiceAgent, StoreManager, Staff, Pos, Member],
         FeedbackRead => &[
             HqAdmin,
             Marketing,
@@ -243,6 +253,17 @@ pub enum Denied {
 }
 
 impl Principal {
+    /// The principal of a signed-in member: acts as `member:<id>` with the
+    /// member role (reading and redeeming points, consents, preferences,
+    /// feedback). Callers pass `member_id` as the only member it touches.
+    pub fn member(member_id: &str) -> Principal {
+        Principal {
+            actor: format!("member:{member_id}"),
+            role: Role::Member,
+            store: None,
+        }
+    }
+
     /// May this caller do `action` (on data of `store`, when the data has one)?
     pub fn check(&self, action: Action, store: Option<&str>) -> Result<(), Denied> {
         if !allows(self.role, action) {
@@ -342,6 +363,31 @@ mod tests {
             .filter(|r| allows(*r, Action::MemberRevealPii))
             .collect();
         assert_eq!(revealers, vec![Role::HqAdmin, Role::ServiceAgent]);
+    }
+
+    #[test]
+    fn the_member_role_is_no_staff_role() {
+        assert!("member".parse::<Role>().is_err());
+        assert!(!Role::ALL.contains(&Role::Member));
+        let member: Vec<_> = Action::ALL
+            .into_iter()
+            .filter(|a| allows(Role::Member, *a))
+            .collect();
+        assert_eq!(
+            member,
+            vec![
+                Action::MemberRead,
+                Action::MemberUpdate,
+                Action::MemberConsent,
+                Action::PointsRead,
+                Action::PointsRedeem,
+                Action::FeedbackSubmit,
+            ]
+        );
+        let p = Principal::member("m1");
+        assert_eq!(p.actor, "member:m1");
+        assert!(p.check(Action::MemberList, None).is_err());
+        assert!(p.check(Action::MemberRevealPii, None).is_err());
     }
 
     #[test]

@@ -7,6 +7,8 @@ pub mod app;
 pub mod config;
 /// The staff console under `/console`.
 pub mod console;
+/// The member H5 pages under `/m`.
+pub mod h5;
 /// REST API, errors, extractors, OpenAPI, and the router that joins them.
 pub mod http;
 

@@ -25,6 +25,8 @@ pub mod feedback;
 pub mod insights;
 /// The points ledger: entries, lots, allocations, shortfalls, outbox, idempotency.
 pub mod ledger;
+/// Member sign-in codes and sessions, the message log, export and erasure.
+pub mod member_login;
 /// Members: profile rows (personal data already encrypted), tags, consents.
 pub mod members;
 /// Order ingest of a whole group-commit batch, one statement per table.

@@ -38,8 +38,12 @@ pub mod insights;
 pub mod jobs;
 /// Posting to the points ledger; idempotent results; loyalty settings.
 pub mod ledger;
+/// Member sign-in on the H5 pages: one-time codes, sessions, the message log.
+pub mod member_login;
 /// The member's inbox, messaging preferences and marketing opt-out.
 pub mod member_messages;
+/// What a signed-in member does on their own account (H5 pages).
+pub mod member_self;
 /// Members: registration, lookup, profile, tags, consents, personal data.
 pub mod members;
 /// A group-commit batch of orders written with one statement per table.

@@ -35,6 +35,8 @@ mod dishes;
 mod loyalty;
 /// Member search and the member page.
 mod members;
+/// The message log: sign-in codes and other messages to members.
+mod message_log;
 /// Segments builder with a live count.
 mod segments;
 /// Staff accounts, API keys and the message log.
@@ -60,6 +62,7 @@ pub fn router() -> Router<ApiState> {
         .merge(dishes::routes())
         .merge(loyalty::routes())
         .merge(members::routes())
+        .merge(message_log::routes())
         .merge(segments::routes())
         .merge(staff::routes())
         .merge(tasks::routes())

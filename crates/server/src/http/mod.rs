@@ -137,6 +137,7 @@ pub fn router(regulars: Regulars) -> Router {
         }),
     )
     .merge(crate::console::router())
+    .merge(crate::h5::router())
     .merge(table::router())
     .merge(messages::pages())
     .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route") })

@@ -14,6 +14,7 @@ mod feedback;
 mod insights;
 mod loyalty;
 mod member_console;
+mod member_login;
 mod members;
 mod privacy;
 mod receivers;
