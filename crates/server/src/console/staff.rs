@@ -52,6 +52,8 @@ fn role_label(lang: Lang, role: Role) -> &'static str {
         Role::Staff => lang.t("门店员工", "Store staff"),
         Role::Pos => lang.t("收银系统", "POS"),
         Role::Partner => lang.t("合作方", "Partner"),
+        // Never offered (not in Role::ALL): a guest signed in on /m.
+        Role::Member => lang.t("会员本人", "Member"),
     }
 }
 
