@@ -2,14 +2,13 @@
 //! filtered by actor, action (or its family: `member`) and subject, paged
 //! back by id, exportable as CSV.
 
-use super::frame::{render, when, Chrome, Staff};
+use super::frame::{csv_download, render, when, Chrome, Staff};
 use crate::app::staff_accounts::{self, AuditEntry, AuditFilter};
 use crate::http::ApiState;
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
@@ -135,41 +134,22 @@ async fn export(
         Ok(e) => e,
         Err(e) => return staff.fail(e),
     };
-    let mut out = csv::Writer::from_writer(Vec::new());
-    let mut rows = vec![[
-        "id".to_string(),
-        "at".into(),
-        "actor".into(),
-        "action".into(),
-        "subject".into(),
-        "detail".into(),
-    ]];
-    rows.extend(entries.into_iter().map(|e| {
-        [
-            e.id.to_string(),
-            e.at,
-            e.actor,
-            e.action,
-            e.subject,
-            e.detail,
-        ]
-    }));
-    for row in rows {
-        if let Err(e) = out.write_record(&row) {
-            tracing::error!(error = %e, "audit export failed");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
-    }
-    let body = out.into_inner().unwrap_or_default();
-    (
-        [
-            (CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                CONTENT_DISPOSITION,
-                "attachment; filename=\"audit-log.csv\"",
-            ),
-        ],
-        body,
+    let rows = entries
+        .into_iter()
+        .map(|e| {
+            vec![
+                e.id.to_string(),
+                e.at,
+                e.actor,
+                e.action,
+                e.subject,
+                e.detail,
+            ]
+        })
+        .collect();
+    csv_download(
+        "audit-log.csv",
+        &["id", "at", "actor", "action", "subject", "detail"],
+        rows,
     )
-        .into_response()
 }

@@ -3,16 +3,15 @@
 //! chain). Same reports as `/api/v1/analytics/*` and `/api/v1/alerts`.
 
 use super::dashboard::{filter_errors, yuan, Filters};
-use super::frame::{render, when, Chrome, FieldErrors, Lang, Staff};
+use super::frame::{csv_download, render, when, Chrome, FieldErrors, Lang, Staff};
 use crate::app::alerts::{self, AlertView, RateLine, RateQuery};
 use crate::app::analytics::{self, CohortReport, DishView};
 use crate::app::AppError;
 use crate::http::ApiState;
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
@@ -168,53 +167,45 @@ async fn dishes_csv(
         Ok(r) => r,
         Err(e) => return staff.fail(e),
     };
-    let mut out = csv::Writer::from_writer(Vec::new());
-    let header = [
-        "sku",
-        "name",
-        "category",
-        "quantity",
-        "sales_fen",
-        "orders",
-        "attach_rate",
-        "quantity_recent",
-        "quantity_previous",
-        "growth",
-        "hot",
-        "slow",
-    ];
-    let mut rows = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
     let opt = |x: Option<f64>| x.map(|v| format!("{v:.4}")).unwrap_or_default();
-    rows.extend(report.dishes.iter().map(|d| {
-        vec![
-            d.sku.clone(),
-            d.name.clone(),
-            d.category.clone(),
-            d.quantity.to_string(),
-            d.sales_fen.to_string(),
-            d.orders.to_string(),
-            opt(d.attach_rate),
-            d.quantity_recent.to_string(),
-            d.quantity_previous.to_string(),
-            opt(d.growth),
-            d.hot.to_string(),
-            d.slow.to_string(),
-        ]
-    }));
-    for row in rows {
-        if let Err(e) = out.write_record(&row) {
-            tracing::error!(error = %e, "dish export failed");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
-    }
-    (
-        [
-            (CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (CONTENT_DISPOSITION, "attachment; filename=\"dishes.csv\""),
+    let rows = report
+        .dishes
+        .iter()
+        .map(|d| {
+            vec![
+                d.sku.clone(),
+                d.name.clone(),
+                d.category.clone(),
+                d.quantity.to_string(),
+                d.sales_fen.to_string(),
+                d.orders.to_string(),
+                opt(d.attach_rate),
+                d.quantity_recent.to_string(),
+                d.quantity_previous.to_string(),
+                opt(d.growth),
+                d.hot.to_string(),
+                d.slow.to_string(),
+            ]
+        })
+        .collect();
+    csv_download(
+        "dishes.csv",
+        &[
+            "sku",
+            "name",
+            "category",
+            "quantity",
+            "sales_fen",
+            "orders",
+            "attach_rate",
+            "quantity_recent",
+            "quantity_previous",
+            "growth",
+            "hot",
+            "slow",
         ],
-        out.into_inner().unwrap_or_default(),
+        rows,
     )
-        .into_response()
 }
 
 #[derive(Template)]

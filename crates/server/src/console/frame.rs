@@ -257,6 +257,34 @@ impl FromRequestParts<ApiState> for Staff {
     }
 }
 
+/// A CSV file download: a header row, then the rows, as `filename`.
+pub fn csv_download(filename: &str, header: &[&str], rows: Vec<Vec<String>>) -> Response {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let written = out
+        .write_record(header)
+        .and_then(|()| rows.iter().try_for_each(|row| out.write_record(row)));
+    let body = match (written, out.into_inner()) {
+        (Ok(()), Ok(body)) => body,
+        _ => {
+            tracing::error!(filename, "CSV export failed");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// A stored RFC 3339 time as a table has room for: `2026-11-25 10:30`.
 pub fn when(rfc3339: &str) -> String {
     rfc3339
