@@ -52,6 +52,16 @@ pub fn new_api_key() -> String {
     format!("rk_{}", random_token(32))
 }
 
+/// Do two secrets (tokens, signatures) match? Compares every byte whatever
+/// the first difference, so the time taken does not tell where it was.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 /// What is stored for an API key or a session token.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))

@@ -4,7 +4,7 @@
 //! region, city, store and date range. Figures come from the same reports as
 //! `/api/v1/analytics/*`.
 
-use super::frame::{render, Chrome, FieldErrors, Lang, Staff};
+use super::frame::{render, yuan_grouped, Chrome, FieldErrors, Lang, Staff};
 use crate::app::analytics::{
     self, DistributionReport, Pulse, RawQuery, RepurchaseReport, REPURCHASE_BENCHMARK,
 };
@@ -241,21 +241,6 @@ fn percent(rate: Option<f64>) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
-/// `¥1,234.56` from fen.
-pub(super) fn yuan(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    let fen = fen.unsigned_abs();
-    let whole = (fen / 100).to_string();
-    let mut grouped = String::new();
-    for (i, ch) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
-    format!("{sign}¥{grouped}.{:02}", fen % 100)
-}
-
 fn tiles(
     lang: Lang,
     repurchase: &RepurchaseReport,
@@ -288,7 +273,7 @@ fn tiles(
         Tile {
             id: "tile-sales",
             label: t("会员消费", "Member sales"),
-            value: yuan(total.spend_fen),
+            value: yuan_grouped(total.spend_fen),
             hint: t("实付减退款", "paid minus refunds"),
             warn: false,
         },
@@ -463,17 +448,4 @@ fn lifecycle_funnel(lang: Lang, d: &DistributionReport) -> Value {
             "itemStyle": {"color": "#c0392b"},
         }],
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::yuan;
-
-    #[test]
-    fn yuan_groups_thousands_and_keeps_fen() {
-        assert_eq!(yuan(0), "¥0.00");
-        assert_eq!(yuan(5), "¥0.05");
-        assert_eq!(yuan(123_456_789), "¥1,234,567.89");
-        assert_eq!(yuan(-1_050), "-¥10.50");
-    }
 }

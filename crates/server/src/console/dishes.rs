@@ -2,8 +2,8 @@
 //! retention, and the store and region alerts (complaint rates against the
 //! chain). Same reports as `/api/v1/analytics/*` and `/api/v1/alerts`.
 
-use super::dashboard::{filter_errors, yuan, Filters};
-use super::frame::{csv_download, render, when, Chrome, FieldErrors, Lang, Staff};
+use super::dashboard::{filter_errors, Filters};
+use super::frame::{csv_download, render, when, yuan_grouped, Chrome, FieldErrors, Lang, Staff};
 use crate::app::alerts::{self, AlertView, RateLine, RateQuery};
 use crate::app::analytics::{self, CohortReport, DishView};
 use crate::app::AppError;
@@ -43,7 +43,7 @@ impl DishLine {
             name: d.name.clone(),
             category: d.category.clone(),
             quantity: d.quantity,
-            sales: yuan(d.sales_fen),
+            sales: yuan_grouped(d.sales_fen),
             attach: percent(d.attach_rate),
             growth: d
                 .growth

@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use regulars_core::access::{allows, Action, Principal};
 use regulars_core::error::DomainError;
+use regulars_core::secret;
 
 pub const SESSION_COOKIE: &str = "regulars_session";
 pub const LANG_COOKIE: &str = "regulars_lang";
@@ -194,7 +195,7 @@ impl Staff {
     /// with when it is not, `None` when it is.
     /// `if let Some(refused) = staff.csrf_refusal(&form.csrf) { return refused; }`
     pub fn csrf_refusal(&self, token: &str) -> Option<Response> {
-        (!secret_eq(token, &self.session.csrf_token))
+        (!secret::same_secret(token, &self.session.csrf_token))
             .then(|| self.fail(AppError::Unauthorized("csrf")))
     }
 
@@ -202,14 +203,6 @@ impl Staff {
     pub fn fail(&self, e: AppError) -> Response {
         failure_page(self.lang, Some(self.chrome()), e)
     }
-}
-
-fn secret_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 impl FromRequestParts<ApiState> for Staff {
@@ -255,6 +248,28 @@ impl FromRequestParts<ApiState> for Staff {
             None => Err(redirect("/console/login")),
         }
     }
+}
+
+/// `¥12.34` from integer fen.
+pub fn yuan(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let fen = fen.unsigned_abs();
+    format!("{sign}¥{}.{:02}", fen / 100, fen % 100)
+}
+
+/// `¥1,234.56` from fen.
+pub fn yuan_grouped(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let fen = fen.unsigned_abs();
+    let whole = (fen / 100).to_string();
+    let mut grouped = String::new();
+    for (i, ch) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    format!("{sign}¥{grouped}.{:02}", fen % 100)
 }
 
 /// A CSV file download: a header row, then the rows, as `filename`.
@@ -336,9 +351,6 @@ struct ErrorPage {
 /// status of the REST API's mapping of the same error. Never a raw error.
 pub fn failure_page(lang: Lang, chrome: Option<Chrome>, e: AppError) -> Response {
     let status = status_of(&e);
-    if status.is_server_error() {
-        tracing::error!(error = %e, "console request failed");
-    }
     let (title, message) = explain(lang, &e, status);
     let signed_in = chrome.is_some();
     let c = chrome.unwrap_or(Chrome {
@@ -363,49 +375,12 @@ pub fn failure_page(lang: Lang, chrome: Option<Chrome>, e: AppError) -> Response
 }
 
 /// The status the REST API gives the same error (its English text is not
-/// shown here).
-fn status_of(e: &AppError) -> StatusCode {
+/// shown here; a 5xx is logged with its cause by the mapping).
+pub(crate) fn status_of(e: &AppError) -> StatusCode {
     match e {
         AppError::Unauthorized("csrf") => StatusCode::FORBIDDEN,
-        other => match shallow_copy(other) {
-            Some(copy) => ApiError::from(copy).status,
-            None => StatusCode::INTERNAL_SERVER_ERROR,
-        },
+        other => ApiError::from(other).status,
     }
-}
-
-/// `AppError` is not `Clone` (it wraps database errors); the variants the
-/// REST mapping answers with a 4xx are rebuilt for it, the rest are 500s.
-fn shallow_copy(e: &AppError) -> Option<AppError> {
-    use regulars_store::StoreError;
-    Some(match e {
-        AppError::Invalid(DomainError::Decrypt | DomainError::MasterKey(_)) => return None,
-        AppError::Invalid(d) => AppError::Invalid(d.clone()),
-        AppError::Unprocessable { code, message } => AppError::Unprocessable {
-            code,
-            message: message.clone(),
-        },
-        AppError::NotFound { what } => AppError::NotFound { what },
-        AppError::Conflict { code, message } => AppError::Conflict {
-            code,
-            message: message.clone(),
-        },
-        AppError::Unauthorized(m) => AppError::Unauthorized(m),
-        AppError::Forbidden(d) => AppError::Forbidden(d.clone()),
-        AppError::BadLink { expired, message } => AppError::BadLink {
-            expired: *expired,
-            message: message.clone(),
-        },
-        AppError::BadSegment(p) => AppError::BadSegment(p.clone()),
-        AppError::TooManyRequests => AppError::TooManyRequests,
-        AppError::Store(StoreError::NotFound) => AppError::Store(StoreError::NotFound),
-        AppError::Store(StoreError::Conflict { constraint }) => {
-            AppError::Store(StoreError::Conflict {
-                constraint: constraint.clone(),
-            })
-        }
-        AppError::Store(_) => return None,
-    })
 }
 
 /// A title and a sentence for an error, in the reader's language. English
@@ -550,6 +525,17 @@ fn capitalise(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yuan_keeps_fen_and_groups_thousands_when_asked() {
+        assert_eq!(yuan(0), "¥0.00");
+        assert_eq!(yuan(123_456_789), "¥1234567.89");
+        assert_eq!(yuan(-1_050), "-¥10.50");
+        assert_eq!(yuan_grouped(0), "¥0.00");
+        assert_eq!(yuan_grouped(5), "¥0.05");
+        assert_eq!(yuan_grouped(123_456_789), "¥1,234,567.89");
+        assert_eq!(yuan_grouped(-1_050), "-¥10.50");
+    }
 
     #[test]
     fn field_errors_name_the_field_of_a_domain_rule() {

@@ -5,7 +5,7 @@
 //! member's access log and manual points adjustments (with approval above
 //! the caller's limit). Same application calls as the REST API.
 
-use super::frame::{redirect, render, Chrome, FieldErrors, Lang, Staff};
+use super::frame::{redirect, render, when, yuan, Chrome, FieldErrors, Lang, Staff};
 use crate::app::members::{self, AccessEntry, MemberOrderView, MemberQuery, MemberView};
 use crate::app::points::{self, Adjust, PointsQuery};
 use crate::app::{coupons, feedback, insights, segments, AppError};
@@ -31,21 +31,6 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/console/members/{id}/tags", post(add_tag))
         .route("/console/members/{id}/tags/remove", post(remove_tag))
         .route("/console/members/{id}/adjust", post(adjust))
-}
-
-/// `¥12.34` from integer fen.
-fn money(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    let fen = fen.unsigned_abs();
-    format!("{sign}¥{}.{:02}", fen / 100, fen % 100)
-}
-
-/// `2026-03-04 12:30` from RFC 3339.
-fn when(rfc3339: &str) -> String {
-    rfc3339
-        .get(..16)
-        .map(|t| t.replace('T', " "))
-        .unwrap_or_else(|| "—".into())
 }
 
 /// `2026-03-04` from RFC 3339.
@@ -448,9 +433,9 @@ async fn member_page(
         (
             Some(TierBox {
                 tier: t.tier.as_str().to_string(),
-                spend: money(t.qualifying_spend_fen),
+                spend: yuan(t.qualifying_spend_fen),
                 next: t.next_tier.map(|n| n.as_str().to_string()),
-                to_next: money(to_next),
+                to_next: yuan(to_next),
                 percent,
                 floor: t.floor.map(|f| f.as_str().to_string()),
                 downgrade_pending: t.downgrade_pending,
@@ -589,10 +574,10 @@ async fn member_page(
                     .p_alive
                     .map(|p| format!("{:.0}%", p * 100.0))
                     .unwrap_or_else(|| "—".into()),
-                clv: i.clv_fen.map(money).unwrap_or_else(|| "—".into()),
+                clv: i.clv_fen.map(yuan).unwrap_or_else(|| "—".into()),
                 churn: or_dash(i.churn_risk.as_deref()),
                 visits: i.visits_12m,
-                spend: money(i.spend_12m_fen),
+                spend: yuan(i.spend_12m_fen),
                 recommendations: recommendation_lines(&i.recommendations),
             }),
             None,
@@ -672,9 +657,9 @@ async fn member_page(
 fn order_row(o: MemberOrderView) -> OrderRow {
     OrderRow {
         at: when(&o.occurred_at),
-        paid: money(o.paid_fen),
+        paid: yuan(o.paid_fen),
         refunded: if o.refunded_fen > 0 {
-            money(o.refunded_fen)
+            yuan(o.refunded_fen)
         } else {
             "—".into()
         },

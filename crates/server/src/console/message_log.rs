@@ -3,7 +3,7 @@
 //! are only here; with one, the log says a code was sent but not which.
 //! Reading the log is audited.
 
-use super::frame::{render, Chrome, Staff};
+use super::frame::{render, when, Chrome, Staff};
 use crate::app::member_login::{self, LoggedMessage};
 use crate::http::ApiState;
 use askama::Template;
@@ -24,11 +24,6 @@ struct ListPage {
     rows: Vec<LoggedMessage>,
 }
 
-/// `2026-05-01 12:34` from RFC 3339.
-fn short(at: &str) -> String {
-    at.get(..16).unwrap_or(at).replace('T', " ")
-}
-
 async fn list(State(state): State<ApiState>, staff: Staff) -> Response {
     match member_login::message_log(&state.regulars, staff.principal(), 200).await {
         Ok(rows) => render(
@@ -38,7 +33,7 @@ async fn list(State(state): State<ApiState>, staff: Staff) -> Response {
                 rows: rows
                     .into_iter()
                     .map(|r| LoggedMessage {
-                        at: short(&r.at),
+                        at: when(&r.at),
                         ..r
                     })
                     .collect(),

@@ -127,7 +127,8 @@ async fn login(
 ) -> Response {
     let lang = Lang::of(&headers);
     // Double-submit check: the form's token must match the cookie set with it.
-    if cookie(&headers, LOGIN_CSRF_COOKIE).as_deref() != Some(form.csrf.as_str()) {
+    let sent = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if !secret::same_secret(&sent, &form.csrf) {
         return login_form(
             lang,
             StatusCode::FORBIDDEN,

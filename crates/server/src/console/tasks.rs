@@ -4,7 +4,7 @@
 //! roles see their own store's tasks only (the application call scopes it).
 
 use super::complaints::duration_text;
-use super::frame::{redirect, render, Chrome, Lang, Staff};
+use super::frame::{redirect, render, when, Chrome, Lang, Staff};
 use crate::app::feedback::{self, TaskDone, TaskQuery, TaskView};
 use crate::app::{members, AppError};
 use crate::http::ApiState;
@@ -135,11 +135,7 @@ async fn page(
                 kind: kind_label(lang, &t.kind),
                 kind_code: t.kind,
                 title: t.title,
-                due: t
-                    .due_at
-                    .get(..16)
-                    .map(|d| d.replace('T', " "))
-                    .unwrap_or_default(),
+                due: when(&t.due_at),
                 timer,
                 overdue: t.overdue,
                 member: t
@@ -151,12 +147,7 @@ async fn page(
                 feedback_id: t.feedback_id,
                 open,
                 outcome: t.outcome.unwrap_or_default(),
-                done_by: t
-                    .done_at
-                    .as_deref()
-                    .and_then(|d| d.get(..16))
-                    .map(|d| d.replace('T', " "))
-                    .unwrap_or_default(),
+                done_by: t.done_at.as_deref().map(when).unwrap_or_default(),
                 note: refused.map(|r| r.note.clone()).unwrap_or_default(),
                 error: refused.map(|r| r.message.clone()),
                 id: t.id,

@@ -1,9 +1,9 @@
 //! Home (balance, expiring points, tier progress, the QR for the POS), the
 //! points history with reasons, rewards with "redeem", and coupons.
 
-use super::{qr_svg, yuan, Chrome, Member};
+use super::{qr_svg, Chrome, Member};
 use crate::app::{member_self, AppError};
-use crate::console::frame::{redirect, render, FieldErrors};
+use crate::console::frame::{redirect, render, yuan, FieldErrors};
 use crate::http::ApiState;
 use askama::Template;
 use axum::extract::{Query, State};

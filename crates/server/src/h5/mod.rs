@@ -12,7 +12,7 @@
 
 use crate::app::member_login::{self, MemberSession, SESSION_TTL_MS};
 use crate::app::AppError;
-use crate::console::frame::{cookie, explain, redirect, render, FieldErrors, Lang};
+use crate::console::frame::{cookie, explain, redirect, render, status_of, FieldErrors, Lang};
 use crate::http::ApiState;
 use askama::Template;
 use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, State};
@@ -86,21 +86,13 @@ impl Member {
 
     /// The form's token must be this session's.
     pub fn csrf_refusal(&self, token: &str) -> Option<Response> {
-        (!secret_eq(token, &self.session.csrf_token))
+        (!secret::same_secret(token, &self.session.csrf_token))
             .then(|| self.fail(AppError::Unauthorized("csrf")))
     }
 
     pub fn fail(&self, e: AppError) -> Response {
         failure(self.chrome(), e)
     }
-}
-
-fn secret_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 fn path_of(parts: &Parts) -> String {
@@ -152,32 +144,9 @@ struct ErrorPage {
     message: String,
 }
 
-/// The status the REST API answers the same error with.
-fn status_of(e: &AppError) -> StatusCode {
-    use regulars_store::StoreError;
-    match e {
-        AppError::Unauthorized("csrf") | AppError::Forbidden(_) => StatusCode::FORBIDDEN,
-        AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-        AppError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-        AppError::NotFound { .. } | AppError::Store(StoreError::NotFound) => StatusCode::NOT_FOUND,
-        AppError::Conflict { .. } | AppError::Store(StoreError::Conflict { .. }) => {
-            StatusCode::CONFLICT
-        }
-        AppError::BadLink { .. } => StatusCode::GONE,
-        AppError::Invalid(DomainError::Decrypt | DomainError::MasterKey(_))
-        | AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        AppError::Invalid(_) | AppError::Unprocessable { .. } | AppError::BadSegment(_) => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-    }
-}
-
 /// A friendly page in the reader's language; never the raw error.
 pub fn failure(c: Chrome, e: AppError) -> Response {
     let status = status_of(&e);
-    if status.is_server_error() {
-        tracing::error!(error = %e, "member page failed");
-    }
     let (title, message) = explain(c.lang, &e, status);
     render(
         status,
@@ -224,13 +193,6 @@ pub fn qr_svg(text: &str) -> String {
             String::new()
         }
     }
-}
-
-/// `¥12.34` from fen.
-pub fn yuan(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    let fen = fen.abs();
-    format!("{sign}¥{}.{:02}", fen / 100, fen % 100)
 }
 
 async fn stylesheet() -> Response {
@@ -314,7 +276,8 @@ struct PhoneForm {
 }
 
 fn login_csrf_ok(headers: &HeaderMap, token: &str) -> bool {
-    cookie(headers, LOGIN_CSRF_COOKIE).is_some_and(|c| !c.is_empty() && secret_eq(&c, token))
+    cookie(headers, LOGIN_CSRF_COOKIE)
+        .is_some_and(|c| !c.is_empty() && secret::same_secret(&c, token))
 }
 
 fn expired_form(lang: Lang, phone: &str) -> Response {

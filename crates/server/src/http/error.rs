@@ -103,8 +103,11 @@ fn not_found_code(what: &str) -> &'static str {
     }
 }
 
-impl From<AppError> for ApiError {
-    fn from(e: AppError) -> ApiError {
+/// The one mapping of application errors to HTTP. It borrows, so the
+/// console can ask for a status without giving the error up; the REST
+/// handlers use the owning `From<AppError>` below.
+impl From<&AppError> for ApiError {
+    fn from(e: &AppError) -> ApiError {
         use StatusCode as S;
         match e {
             AppError::Invalid(DomainError::InvalidPhone(reason)) => ApiError::new(
@@ -119,19 +122,21 @@ impl From<AppError> for ApiError {
                 ApiError::new(S::UNPROCESSABLE_ENTITY, "invalid_field", d.to_string())
             }
             AppError::Invalid(d @ (DomainError::Decrypt | DomainError::MasterKey(_))) => {
-                ApiError::internal(&d)
+                ApiError::internal(d)
             }
             AppError::Unprocessable { code, message } => {
-                ApiError::new(S::UNPROCESSABLE_ENTITY, code, message)
+                ApiError::new(S::UNPROCESSABLE_ENTITY, code, message.clone())
             }
             AppError::NotFound { what } => ApiError::new(
                 S::NOT_FOUND,
                 not_found_code(what),
                 format!("{what} not found"),
             ),
-            AppError::Conflict { code, message } => ApiError::new(S::CONFLICT, code, message),
+            AppError::Conflict { code, message } => {
+                ApiError::new(S::CONFLICT, code, message.clone())
+            }
             AppError::Unauthorized(message) => {
-                ApiError::new(S::UNAUTHORIZED, "unauthorized", message)
+                ApiError::new(S::UNAUTHORIZED, "unauthorized", *message)
             }
             AppError::Forbidden(denied) => {
                 ApiError::new(S::FORBIDDEN, "forbidden", denied.to_string())
@@ -139,9 +144,9 @@ impl From<AppError> for ApiError {
             AppError::BadLink {
                 expired: true,
                 message,
-            } => ApiError::new(S::GONE, "table_link_expired", message),
+            } => ApiError::new(S::GONE, "table_link_expired", message.clone()),
             AppError::BadLink { message, .. } => {
-                ApiError::new(S::FORBIDDEN, "invalid_table_link", message)
+                ApiError::new(S::FORBIDDEN, "invalid_table_link", message.clone())
             }
             AppError::BadSegment(p) => ApiError {
                 at: Some(TextPosition {
@@ -163,8 +168,14 @@ impl From<AppError> for ApiError {
                 "conflict",
                 format!("conflicts with existing data ({constraint})"),
             ),
-            AppError::Store(other) => ApiError::internal(&other),
+            AppError::Store(other) => ApiError::internal(other),
         }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> ApiError {
+        ApiError::from(&e)
     }
 }
 
