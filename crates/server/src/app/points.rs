@@ -34,7 +34,10 @@ pub struct EntryView {
     pub order_ref: Option<String>,
     pub at: String,
     /// When the points of this entry expire (entries that add points).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// For the console and member pages only: the REST answer keeps the
+    /// shape API.md fixes (`{id, kind, points, reason, order_ref?, at}`).
+    #[serde(skip)]
+    #[schema(ignore)]
     pub expires_at: Option<String>,
 }
 
